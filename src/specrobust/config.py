@@ -1,0 +1,88 @@
+"""Config checks that run before any job: the JSON schema, then cross-key rules, each failure one line naming the key.
+
+Pure Python (no torch), so the Snakefile can call it while it builds the DAG.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from fractions import Fraction
+from pathlib import Path
+
+from .errors import ConfigError
+from .methods import parse_method
+
+DATASETS = ("cifar10", "cifar100", "svhn", "tinyimagenet", "mnist", "fashionmnist")
+
+
+def number(value, key: str = "value") -> float:
+    """A float from a number or a fraction string such as '8/255'."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*(/\s*\d+(\.\d+)?\s*)?", value):
+        try:
+            return float(Fraction(value.replace(" ", "")))
+        except ZeroDivisionError:
+            pass
+    raise ConfigError(f"{key} must be a number or a fraction like 8/255, got {value!r}")
+
+
+def deep_merge(base: dict, over: dict | None) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def check_schema(config: dict, schema_path) -> None:
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if not errors:
+        return
+    err = jsonschema.exceptions.best_match(errors)
+    while err.context:  # oneOf/anyOf: report the most specific branch
+        err = jsonschema.exceptions.best_match(err.context)
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        raise ConfigError(f"config key {_key(list(err.absolute_path) + extra[:1])} is not allowed "
+                          f"(unknown key; allowed here: {', '.join(sorted(err.schema.get('properties', {})))})")
+    raise ConfigError(f"config key {_key(err.absolute_path)}: {err.message}")
+
+
+def train_section(config: dict, dataset: str) -> dict:
+    return deep_merge(config["train"], ((config.get("datasets") or {}).get(dataset) or {}).get("train"))
+
+
+def check_config(config: dict, schema_path) -> None:
+    """Raise ConfigError naming the first offending key; silent when the config is usable."""
+    check_schema(config, schema_path)
+    t2 = config["table2"]
+    for i, m in enumerate(t2["methods"]):
+        parse_method(m, f"table2.methods[{i}]")
+    for i, c in enumerate(t2["columns"]):
+        if c not in config["evaluation"]["attacks"]:
+            raise ConfigError(f"table2.columns[{i}] = {c!r} is not an attack in evaluation.attacks "
+                              f"({', '.join(config['evaluation']['attacks'])})")
+    for name, a in config["evaluation"]["attacks"].items():
+        for k in ("eps", "step_size"):
+            if k in a:
+                number(a[k], f"evaluation.attacks.{name}.{k}")
+    for ds in sorted(set(t2["datasets"]) | set(config.get("datasets") or {})):
+        tr = train_section(config, ds)
+        where = f"datasets.{ds}.train" if ds in (config.get("datasets") or {}) else "train"
+        ms = tr["milestones"]
+        if ms != sorted(ms) or any(not 0 < m < tr["epochs"] for m in ms):
+            raise ConfigError(f"{where}.milestones {ms} must be increasing epochs below {where}.epochs "
+                              f"({tr['epochs']})")
+        eps, step = number(tr["eps"], f"{where}.eps"), number(tr["step_size"], f"{where}.step_size")
+        if eps > 1 or step > 1:
+            raise ConfigError(f"{where}.eps / step_size are in [0, 1] pixel units (e.g. 8/255), got {eps}, {step}")
+        if any(parse_method(m).fr != "none" for m in t2["methods"]) and not ms:
+            raise ConfigError(f"{where}.milestones is empty, but FR methods start at the first learning-rate decay")

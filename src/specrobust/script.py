@@ -1,0 +1,32 @@
+"""The frame of every rule script: log to the rule's log file and stderr, set threads, turn known errors into
+one line (no traceback), and never leave an output that Snakemake could take for finished."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from .errors import SpecRobustError
+
+
+def run(snakemake, main) -> None:
+    log_path = Path(snakemake.log[0]) if snakemake.log else None
+    log_file = open(log_path, "a", buffering=1) if log_path else None
+
+    def log(msg: str):
+        line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+        print(line, file=sys.stderr, flush=True)
+        if log_file:
+            print(line, file=log_file)
+
+    import torch
+
+    torch.set_num_threads(max(1, int(snakemake.threads)))
+    try:
+        main(snakemake, log)
+    except SpecRobustError as err:
+        log(f"ERROR: {err}")
+        sys.exit(1)
+    finally:
+        if log_file:
+            log_file.close()

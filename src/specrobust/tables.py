@@ -1,0 +1,58 @@
+"""Tables in the papers' shape from evaluation results: mean over seeds, spread, and a Markdown rendering."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .io import atomic_write_text
+
+
+def read_results(paths) -> pd.DataFrame:
+    rows = []
+    for p in paths:
+        r = json.loads(Path(p).read_text())
+        rows.append({k: r[k] for k in ("dataset", "arch", "method", "seed", "attack", "accuracy", "n")})
+    return pd.DataFrame(rows)
+
+
+def build_table(results: pd.DataFrame, columns: list[str], row_order: list[tuple]) -> pd.DataFrame:
+    """One row per (dataset, arch, method) in ``row_order``; each attack column is the mean over seeds (%)."""
+    g = results.groupby(["dataset", "arch", "method", "attack"])["accuracy"]
+    mean, std, count = g.mean().unstack("attack"), g.std(ddof=1).unstack("attack"), g.count().unstack("attack")
+    out = []
+    for key in row_order:
+        row = dict(zip(("dataset", "arch", "method"), key))
+        for c in columns:
+            row[c] = round(float(mean.loc[key, c]), 2)
+        row["seeds"] = int(count.loc[key, columns[0]])
+        for c in columns:
+            s = std.loc[key, c]
+            row[f"{c}_std"] = round(float(s), 2) if pd.notna(s) else None
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def to_markdown(table: pd.DataFrame, columns: list[str], title: str, labels: dict[str, str]) -> str:
+    """Paper-style Markdown: mean ± std when several seeds ran, best value per dataset in bold."""
+    head = ["Dataset", "Arch", "Method"] + [labels.get(c, c) for c in columns]
+    lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    best = table.groupby("dataset")[columns].transform("max")
+    for i, r in table.iterrows():
+        cells = [r["dataset"], r["arch"], r["method"]]
+        for c in columns:
+            v = f"{r[c]:.2f}" + (f" ± {r[c + '_std']:.2f}" if r["seeds"] > 1 and pd.notna(r[c + "_std"]) else "")
+            cells.append(f"**{v}**" if r[c] == best.loc[i, c] else v)
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    lines += ["", f"Accuracy in % on the evaluated test images; seeds per row: {sorted(set(table['seeds']))}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(result_paths, columns, row_order, out_csv, out_md, title, labels=None) -> pd.DataFrame:
+    table = build_table(read_results(result_paths), columns, [tuple(k) for k in row_order])
+    paper_cols = ["dataset", "arch", "method"] + columns
+    extra = [c for c in table.columns if c not in paper_cols]
+    atomic_write_text(out_csv, table[paper_cols + extra].to_csv(index=False))
+    atomic_write_text(out_md, to_markdown(table, columns, title, labels or {}))
+    return table

@@ -1,0 +1,243 @@
+"""Training: one loop for every method, resumable from a checkpoint each epoch, branchable at the first LR decay.
+
+Per epoch: set the learning rate of the papers' step schedule, train on GPU-resident batches (no host sync in the
+inner loop), evaluate clean and PGD-20 accuracy on the validation split in fp32, keep the best checkpoint by
+validation PGD-20 (the papers' model selection), write an atomic checkpoint, append a metrics row.
+
+FR and FR/WA runs are plain base-objective runs until the first decay. ``stop_at_first_decay`` writes that shared
+prefix once; ``prefix=`` starts a run from it, which gives the same result as training from scratch (every epoch's
+randomness is seeded by (seed, epoch)) without repeating 75 epochs per method.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import attacks
+from .averaging import WeightAverage
+from .data import DeviceBatches, Prepared, to_tensor
+from .evaluate import correct_under, fp32_eval
+from .io import CheckpointError, ConfigError, SpecRobustError, atomic_torch_save, atomic_write_text, load_checkpoint
+from .models import build_model
+from .objectives import OBJECTIVES
+from .regularizers import fr_loss
+from .spec import RunSpec
+
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteLoss(SpecRobustError):
+    pass
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device is {requested!r} but no CUDA GPU is visible on this machine "
+                          f"(set train.device: auto or cpu)")
+    return torch.device(requested)
+
+
+def _precision_ctx(spec: RunSpec, device: torch.device):
+    bf16 = spec.precision == "bf16" or (spec.precision == "auto" and device.type == "cuda")
+    if bf16:
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _seed_epoch(spec: RunSpec, epoch: int):
+    torch.manual_seed(spec.seed * 1_000_003 + epoch)
+
+
+def build(spec: RunSpec, data: Prepared, device) -> torch.nn.Module:
+    return build_model(spec.arch, data.num_classes, data.channels, data.size, data.mean, data.std,
+                       **spec.arch_options).to(device)
+
+
+def validate(model, x, y, spec: RunSpec, batch_size: int = 500) -> tuple[float, float]:
+    """Clean and PGD-``val_steps`` accuracy (%) on the validation split, fp32 eval mode, fixed random start."""
+    g = torch.Generator().manual_seed(spec.seed)
+    attack = lambda m, xb, yb: attacks.pgd(m, xb, yb, spec.eps, spec.step_size, spec.val_steps,  # noqa: E731
+                                           generator=g)
+    with fp32_eval(model):
+        clean = correct_under(model, x, y, lambda m, xb, yb: xb, batch_size)
+        robust = correct_under(model, x, y, attack, batch_size)
+    return 100 * clean.float().mean().item(), 100 * robust.float().mean().item()
+
+
+class Trainer:
+    """All state of one run; ``state_dict`` is everything a resumed run needs (weights_only-loadable)."""
+
+    def __init__(self, spec: RunSpec, data: Prepared, device):
+        self.spec, self.data, self.device = spec, data, device
+        self.model = build(spec, data, device)
+        self.channels_last = spec.channels_last == "true" or (spec.channels_last == "auto" and device.type == "cuda")
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=spec.lr, momentum=spec.momentum,
+                                   weight_decay=spec.weight_decay, **kw)
+        self.objective = OBJECTIVES[spec.base]
+        self.autocast = _precision_ctx(spec, device)
+        self.forward_model = self.model
+        if spec.compile:
+            try:
+                self.forward_model = torch.compile(self.model)
+            except Exception as err:  # noqa: BLE001 - compile is an optional speed-up with a clean fallback
+                print(f"torch.compile unavailable ({err}); running eagerly", flush=True)
+        self.batches = DeviceBatches(data.x_train, data.y_train, spec.batch_size, spec.augment, device, spec.seed,
+                                     drop_last=True, channels_last=self.channels_last)
+        n_val = len(data.x_val) if spec.val_limit is None else min(spec.val_limit, len(data.x_val))
+        self.x_val = to_tensor(data.x_val[:n_val], device)
+        self.y_val = torch.as_tensor(data.y_val[:n_val], device=device)
+        self.epoch = 0
+        self.wa: WeightAverage | None = None
+        self.best = {"epoch": -1, "val_pgd": -1.0, "model": None}
+        self.metrics: list[dict] = []
+
+    # ------------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        return {"format": CHECKPOINT_FORMAT, "spec": self.spec.as_dict(), "epoch": self.epoch,
+                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "wa": self.wa.state_dict() if self.wa else None, "best": self.best, "metrics": self.metrics,
+                "rng": {"torch": torch.get_rng_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+
+    def load_state_dict(self, st: dict, branch: bool = False):
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optimizer"])
+        self.epoch, self.best, self.metrics = int(st["epoch"]), st["best"], list(st["metrics"])
+        if st["wa"] is not None and not branch:
+            self.wa = WeightAverage(self.model)
+            self.wa.load_state_dict(st["wa"])
+        torch.set_rng_state(st["rng"]["torch"])
+        if st["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(st["rng"]["cuda"])
+
+    # ------------------------------------------------------------------------------------------- epoch
+    def train_epoch(self) -> dict:
+        spec, model = self.spec, self.model
+        _seed_epoch(spec, self.epoch)
+        lr = spec.lr_at(self.epoch)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        fr_on = spec.fr != "none" and self.epoch >= spec.first_decay
+        if spec.fr == "wa" and fr_on and self.wa is None:
+            self.wa = WeightAverage(model)  # W_wa starts as the weights at the first decay (k = 1)
+        model.train()
+        total_loss = torch.zeros((), device=self.device)
+        total_correct = torch.zeros((), device=self.device)
+        total_fr = torch.zeros((), device=self.device)
+        n, t0 = 0, time.time()
+        for step, (x, y) in enumerate(self.batches.epoch(self.epoch)):
+            with self.autocast():
+                loss, logits_adv, logits_nat = self.objective(self.forward_model, x, y, spec)
+                if fr_on:
+                    if spec.fr == "wa":
+                        with torch.no_grad():
+                            teacher = self.wa.model(x)
+                    else:
+                        teacher = logits_nat if logits_nat is not None else self.forward_model(x)
+                    reg = fr_loss(teacher, logits_adv, spec.fr_distance, spec.fr_fft)
+                    loss = loss + spec.fr_lambda * reg
+                    total_fr += reg.detach()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            total_loss += loss.detach() * len(y)
+            total_correct += (logits_adv.detach().argmax(1) == y).sum()
+            n += len(y)
+        train_loss = total_loss.item() / max(n, 1)  # the one host sync of the epoch
+        if not math.isfinite(train_loss):
+            raise NonFiniteLoss(f"{spec.dataset}/{spec.arch}/{spec.method}/seed{spec.seed}: training loss is "
+                                f"{train_loss} in epoch {self.epoch} (lr {lr}); lower train.lr or check the data")
+        if spec.fr == "wa" and fr_on:
+            self.wa.update(model)
+        seconds = time.time() - t0
+        val_clean, val_pgd = validate(model, self.x_val, self.y_val, spec)
+        row = {"epoch": self.epoch, "lr": lr, "train_loss": round(train_loss, 6),
+               "train_adv_acc": round(100 * total_correct.item() / max(n, 1), 4),
+               "fr_loss": round(total_fr.item() / max(len(self.batches), 1), 6) if fr_on else "",
+               "val_clean": round(val_clean, 4), f"val_pgd{spec.val_steps}": round(val_pgd, 4),
+               "epoch_seconds": round(seconds, 3), "images_per_second": round(n / max(seconds, 1e-9), 1)}
+        if val_pgd > self.best["val_pgd"]:
+            self.best = {"epoch": self.epoch, "val_pgd": val_pgd,
+                         "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        self.metrics.append(row)
+        self.epoch += 1
+        return row
+
+
+def _meta(spec: RunSpec, data: Prepared, best: dict) -> dict:
+    return {"arch": spec.arch, "arch_options": spec.arch_options, "num_classes": data.num_classes,
+            "in_channels": data.channels, "image_size": data.size, "mean": list(data.mean), "std": list(data.std),
+            "dataset": spec.dataset, "method": spec.method, "seed": spec.seed, "eps": spec.eps,
+            "epoch": best["epoch"], "val_pgd": best["val_pgd"]}
+
+
+def write_metrics(rows: list[dict], path):
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    lines = [",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys) for r in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix=None, stop_at_first_decay=False,
+          log=print) -> dict:
+    """Train (or resume) one run; writes ``out_model`` (best checkpoint + meta) and ``out_metrics`` at the end.
+
+    ``workdir/last.pt`` is rewritten atomically after every epoch; if present and written by the same spec, the run
+    resumes from it. With ``stop_at_first_decay`` the run ends after epoch ``first_decay - 1`` and ``out_model`` is
+    the full training state (the prefix from which FR/FR-WA/plain continuations branch).
+    """
+    device = resolve_device(spec.device)
+    torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
+    trainer = Trainer(spec, data, device)
+    last = Path(workdir) / "last.pt"
+    end = spec.first_decay if stop_at_first_decay else spec.epochs
+    resumed = False
+    if last.exists():
+        try:
+            st = load_checkpoint(last)
+            if st.get("format") == CHECKPOINT_FORMAT and st["spec"] == spec.as_dict():
+                trainer.load_state_dict(st)
+                resumed = True
+                log(f"resuming from {last} at epoch {trainer.epoch}")
+            else:
+                log(f"ignoring {last}: written by a different configuration")
+        except CheckpointError as err:
+            log(f"ignoring unusable checkpoint: {err}")
+    if not resumed and prefix is not None:
+        st = load_checkpoint(prefix)
+        theirs = dict(st["spec"])
+        theirs["milestones"] = tuple(theirs["milestones"])
+        mine = spec.prefix_key()
+        bad = [k for k in mine if k != "base" and mine[k] != theirs.get(k)]
+        if bad or theirs.get("base") != spec.base:
+            raise CheckpointError(f"prefix {prefix} was trained with different settings ({', '.join(bad) or 'base'}); "
+                                  f"delete it so it is rebuilt")
+        trainer.load_state_dict(st, branch=True)
+        log(f"branching {spec.method} from {prefix} at epoch {trainer.epoch}")
+    log(f"{spec.dataset}/{spec.arch}/{spec.method}/seed{spec.seed} on {device}: {len(data.x_train)} train, "
+        f"{len(trainer.x_val)} val images, epochs {trainer.epoch}..{end - 1}")
+    while trainer.epoch < end:
+        row = trainer.train_epoch()
+        atomic_torch_save(trainer.state_dict(), last)
+        log(" ".join(f"{k}={v}" for k, v in row.items()))
+    if stop_at_first_decay:
+        atomic_torch_save(trainer.state_dict(), out_model)
+    else:
+        best = trainer.best
+        atomic_torch_save({"model": best["model"], "meta": _meta(spec, data, best), "spec": spec.as_dict()},
+                          out_model)
+        log(f"selected epoch {best['epoch']} (validation PGD-{spec.val_steps} {best['val_pgd']:.2f}%)")
+    write_metrics(trainer.metrics, out_metrics)
+    last.unlink(missing_ok=True)
+    return trainer.best

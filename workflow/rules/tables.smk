@@ -1,0 +1,16 @@
+rule table2:
+    input:
+        table_results("table2"),
+    output:
+        csv="results/table2.csv",
+        md="results/table2.md",
+    log:
+        "results/logs/table2.log",
+    params:
+        columns=config["table2"]["columns"],
+        rows=table_rows("table2"),
+        title="FR paper, Table 2: robust accuracy (%) of ResNet models under L-inf attacks",
+    conda:
+        ENV
+    script:
+        "../scripts/table.py"

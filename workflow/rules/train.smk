@@ -1,0 +1,43 @@
+# Training. `train_prefix` runs a base objective up to the first LR decay once; `train` continues it per method
+# (plain, FR, FR/WA), exactly as the FR paper's ablation branches from its epoch-74 checkpoint.
+
+
+rule train_prefix:
+    input:
+        data="results/data/{dataset}.npz",
+    output:
+        model="results/models/{dataset}/{arch}/{base}/seed{seed}/prefix.pt",
+        metrics="results/models/{dataset}/{arch}/{base}/seed{seed}/prefix_metrics.csv",
+    log:
+        "results/models/{dataset}/{arch}/{base}/seed{seed}/prefix.log",
+    params:
+        train=lambda w: train_section(config, w.dataset),
+        workdir=lambda w, output: str(Path(output.model).parent / "prefix_ckpt"),
+    threads: threads_for("train")
+    resources:
+        gpus=lambda w: 1 if config["train"]["device"].startswith("cuda") else 0,
+    conda:
+        ENV
+    script:
+        "../scripts/train.py"
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        model=RUN + "/model.pt",
+        metrics=RUN + "/metrics.csv",
+    log:
+        RUN + "/train.log",
+    params:
+        train=lambda w: train_section(config, w.dataset),
+        fr=config["fr"],
+        workdir=lambda w, output: str(Path(output.model).parent / "ckpt"),
+    threads: threads_for("train")
+    resources:
+        gpus=lambda w: 1 if config["train"]["device"].startswith("cuda") else 0,
+    conda:
+        ENV
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,16 @@
+"""Rules train_prefix and train: one run spec from config + wildcards, then specrobust.train."""
+from specrobust.data import load_prepared
+from specrobust.script import run
+from specrobust.spec import run_spec
+from specrobust.train import train
+
+
+def main(sm, log):
+    w = sm.wildcards
+    prefix_rule = sm.rule == "train_prefix"
+    spec = run_spec(sm.config, w.dataset, w.arch, w.base if prefix_rule else w.method, int(w.seed))
+    train(spec, load_prepared(sm.input.data, w.dataset), sm.output.model, sm.output.metrics, sm.params.workdir,
+          prefix=None if prefix_rule else sm.input.get("prefix"), stop_at_first_decay=prefix_rule, log=log)
+
+
+run(snakemake, main)  # noqa: F821

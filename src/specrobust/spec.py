@@ -79,7 +79,7 @@ def run_spec(config: dict, dataset: str, arch: str, method: str, seed: int) -> R
         steps=int(train["steps"]), bn_mode=train["bn_mode"],
         fr_lambda=float(fr.get("lam", 0.1)), fr_distance=fr.get("distance", "l1"), fr_fft=fr.get("fft", "batch2d"),
         val_steps=int(train["val_steps"]), val_limit=train.get("val_limit"),
-        precision=train["precision"], channels_last=str(train["channels_last"]), compile=bool(train["compile"]),
+        precision=train["precision"], channels_last=str(train["channels_last"]).lower(), compile=bool(train["compile"]),
         device=train["device"], arch_options=dict(config.get("archs", {}).get(arch) or {}),
     )
     if spec.fr != "none" and not spec.milestones:

@@ -13,7 +13,7 @@ def read_results(paths) -> pd.DataFrame:
     rows = []
     for p in paths:
         r = json.loads(Path(p).read_text())
-        rows.append({k: r[k] for k in ("dataset", "arch", "method", "seed", "attack", "accuracy", "n")})
+        rows.append({k: r[k] for k in ("dataset", "arch", "method", "seed", "attack", "accuracy", "n", "eps")})
     return pd.DataFrame(rows)
 
 
@@ -21,6 +21,8 @@ def build_table(results: pd.DataFrame, columns: list[str], row_order: list[tuple
     """One row per (dataset, arch, method) in ``row_order``; each attack column is the mean over seeds (%)."""
     g = results.groupby(["dataset", "arch", "method", "attack"])["accuracy"]
     mean, std, count = g.mean().unstack("attack"), g.std(ddof=1).unstack("attack"), g.count().unstack("attack")
+    n = results.groupby("attack")["n"].max()
+    eps = results.groupby("attack")["eps"].max()
     out = []
     for key in row_order:
         row = dict(zip(("dataset", "arch", "method"), key))
@@ -31,7 +33,9 @@ def build_table(results: pd.DataFrame, columns: list[str], row_order: list[tuple
             s = std.loc[key, c]
             row[f"{c}_std"] = round(float(s), 2) if pd.notna(s) else None
         out.append(row)
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    table.attrs["n"], table.attrs["eps"] = n.to_dict(), eps.to_dict()
+    return table
 
 
 def to_markdown(table: pd.DataFrame, columns: list[str], title: str, labels: dict[str, str]) -> str:
@@ -45,7 +49,11 @@ def to_markdown(table: pd.DataFrame, columns: list[str], title: str, labels: dic
             v = f"{r[c]:.2f}" + (f" ± {r[c + '_std']:.2f}" if r["seeds"] > 1 and pd.notna(r[c + "_std"]) else "")
             cells.append(f"**{v}**" if r[c] == best.loc[i, c] else v)
         lines.append("| " + " | ".join(map(str, cells)) + " |")
-    lines += ["", f"Accuracy in % on the evaluated test images; seeds per row: {sorted(set(table['seeds']))}."]
+    n, eps = table.attrs.get("n", {}), table.attrs.get("eps", {})
+    lines += ["", "Accuracy in %. Test images per column: "
+              + ", ".join(f"{labels.get(c, c)} {n.get(c, '?')}" for c in columns)
+              + "; L-inf eps: " + ", ".join(sorted({f"{e:.4g}" for e in eps.values()}))
+              + f"; seeds per row: {sorted(set(table['seeds']))}."]
     return "\n".join(lines) + "\n"
 
 

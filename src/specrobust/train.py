@@ -77,7 +77,9 @@ class Trainer:
     """All state of one run; ``state_dict`` is everything a resumed run needs (weights_only-loadable)."""
 
     def __init__(self, spec: RunSpec, data: Prepared, device):
+        device = torch.device(device)
         self.spec, self.data, self.device = spec, data, device
+        torch.manual_seed(spec.seed)  # the same initial weights whichever process builds the run
         self.model = build(spec, data, device)
         self.channels_last = spec.channels_last == "true" or (spec.channels_last == "auto" and device.type == "cuda")
         if self.channels_last:

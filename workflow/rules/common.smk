@@ -24,10 +24,6 @@ wildcard_constraints:
     attack="|".join(config["evaluation"]["attacks"]),
 
 
-RUN = "results/models/{dataset}/{arch}/{method}/seed{seed}"
-EVAL = "results/eval/{dataset}/{arch}/{method}/seed{seed}"
-
-
 def threads_for(rule):
     return config.get("resources", {}).get(rule, {}).get("threads", 4)
 
@@ -46,7 +42,7 @@ def train_inputs(wildcards):
 def table_results(table):
     """Every evaluation result a table needs: datasets x methods x seeds x columns."""
     t = config[table]
-    return expand(EVAL + "/{attack}.json", dataset=t["datasets"], arch=t["arch"], method=t["methods"],
+    return expand("results/eval/{dataset}/{arch}/{method}/seed{seed}/{attack}.json", dataset=t["datasets"], arch=t["arch"], method=t["methods"],
                   seed=t["seeds"], attack=t["columns"])
 
 

@@ -1,12 +1,12 @@
 rule evaluate:
     input:
-        model=RUN + "/model.pt",
+        model="results/models/{dataset}/{arch}/{method}/seed{seed}/model.pt",
         data="results/data/{dataset}.npz",
     output:
-        json=EVAL + "/{attack}.json",
-        per_example=EVAL + "/{attack}.npz",
+        json="results/eval/{dataset}/{arch}/{method}/seed{seed}/{attack}.json",
+        per_example="results/eval/{dataset}/{arch}/{method}/seed{seed}/{attack}.npz",
     log:
-        EVAL + "/{attack}.log",
+        "results/eval/{dataset}/{arch}/{method}/seed{seed}/{attack}.log",
     params:
         attack=lambda w: config["evaluation"]["attacks"][w.attack],
         n_test=lambda w: config["evaluation"]["attacks"][w.attack].get("n_test", config["evaluation"].get("n_test")),

@@ -9,7 +9,7 @@ rule table2:
     params:
         columns=config["table2"]["columns"],
         rows=table_rows("table2"),
-        title="FR paper, Table 2: robust accuracy (%) of ResNet models under L-inf attacks",
+        title="FR paper, Table 2: clean and robust accuracy (%) under L-inf attacks",
     conda:
         ENV
     script:

@@ -26,10 +26,10 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        model=RUN + "/model.pt",
-        metrics=RUN + "/metrics.csv",
+        model="results/models/{dataset}/{arch}/{method}/seed{seed}/model.pt",
+        metrics="results/models/{dataset}/{arch}/{method}/seed{seed}/metrics.csv",
     log:
-        RUN + "/train.log",
+        "results/models/{dataset}/{arch}/{method}/seed{seed}/train.log",
     params:
         train=lambda w: train_section(config, w.dataset),
         fr=config["fr"],

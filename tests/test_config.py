@@ -1,0 +1,57 @@
+import pytest
+import yaml
+
+from conftest import ROOT, SCHEMA
+from specrobust.config import check_config, deep_merge, number
+from specrobust.errors import ConfigError
+from specrobust.methods import parse_method
+from specrobust.spec import run_spec
+
+
+def test_default_and_quick_configs_are_valid(config):
+    check_config(config, SCHEMA)
+    quick = deep_merge(config, yaml.safe_load((ROOT / "config/quick.yaml").read_text()))
+    check_config(quick, SCHEMA)
+
+
+@pytest.mark.parametrize("change,key", [
+    ({"table2": {"methods": ["pgd_at", "pgd_att_fr"]}}, r"table2.methods\[1\]"),
+    ({"train": {"eps": -0.1}}, "train.eps"),
+    ({"train": {"epoch": 10}}, "train.epoch"),
+    ({"evaluation": {"attacks": {"pgd20": {"type": "pgd", "step": 0.1}}}}, "evaluation.attacks.pgd20.step"),
+    ({"fr": {"distance": "l3"}}, "fr.distance"),
+    ({"train": {"milestones": [90, 75]}}, "train.milestones"),
+    ({"datasets": {"svhn": {"train": {"milestones": [40]}}}}, "datasets.svhn.train.milestones"),
+    ({"table2": {"datasets": ["cifar11"]}}, r"table2.datasets.0"),
+    ({"table2": {"columns": ["clean", "pgd100"]}}, r"table2.columns\[1\]"),
+    ({"train": {"eps": "8/0"}}, "train.eps"),
+    ({"train": {"device": "tpu"}}, "train.device"),
+    ({"table2": {"methods": ["natural_fr"]}}, "table2.methods"),
+])
+def test_bad_configs_are_rejected_with_one_line_naming_the_key(config, change, key):
+    with pytest.raises(ConfigError, match=key) as err:
+        check_config(deep_merge(config, change), SCHEMA)
+    assert "\n" not in str(err.value)
+
+
+def test_number_parses_fractions():
+    assert number("8/255") == pytest.approx(8 / 255)
+    assert number(0.5) == 0.5
+    with pytest.raises(ConfigError):
+        number("eight")
+
+
+def test_method_slugs():
+    assert parse_method("pgd_at_fr_wa").fr == "wa" and parse_method("pgd_at_fr_wa").base == "pgd_at"
+    assert parse_method("pgd_at_fr").fr == "self"
+    assert parse_method("natural").fr == "none"
+
+
+def test_run_spec_applies_dataset_overrides(config):
+    svhn = run_spec(config, "svhn", "resnet18", "pgd_at_fr", 0)
+    assert (svhn.epochs, svhn.lr, svhn.milestones, svhn.augment) == (30, 0.01, (15, 25), "none")
+    assert svhn.first_decay == 15 and svhn.lr_at(14) == 0.01 and svhn.lr_at(15) == pytest.approx(0.001)
+    tiny = run_spec(config, "tinyimagenet", "resnet18", "pgd_at_fr", 0)
+    assert tiny.fr_lambda == 0.05 and tiny.augment == "flip" and tiny.first_decay == 75
+    c10 = run_spec(config, "cifar10", "resnet18", "pgd_at", 0)
+    assert c10.eps == pytest.approx(8 / 255) and c10.augment == "crop_flip" and c10.fr_fft == "batch2d"

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import synthetic_images
+from specrobust.config import deep_merge
+from specrobust.data import Prepared
+from specrobust.errors import CheckpointError
+from specrobust.evaluate import load_model
+from specrobust.io import atomic_torch_save, load_checkpoint
+from specrobust.spec import run_spec
+from specrobust.train import Trainer, train
+
+TINY = {"train": {"device": "cpu", "epochs": 3, "milestones": [2], "batch_size": 32, "eps": 0.1,
+                  "step_size": 0.05, "steps": 2, "val_limit": 40, "val_steps": 2, "lr": 0.05},
+        "archs": {"small_cnn": {"c1": 4, "c2": 8, "hidden": 16}}}
+
+
+@pytest.fixture
+def tiny_data():
+    x, y = synthetic_images(200, size=12, seed=3)
+    xt, yt = synthetic_images(60, size=12, seed=4)
+    return Prepared("mnist", x[:160], y[:160], x[160:], y[160:], xt, yt, np.arange(60), (0.2,), (0.3,), 10)
+
+
+def tiny_spec(config, method):
+    return run_spec(deep_merge(config, TINY), "mnist", "small_cnn", method, 0)
+
+
+def states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("method", ["pgd_at", "pgd_at_fr", "pgd_at_fr_wa"])
+def test_resume_and_branch_are_bitwise_equal_to_one_run(config, tiny_data, tmp_path, method):
+    spec = tiny_spec(config, method)
+    straight = train(spec, tiny_data, tmp_path / "a/model.pt", tmp_path / "a/metrics.csv", tmp_path / "a")
+    # the shared prefix of the base objective, then the continuation of this method
+    base = tiny_spec(config, "pgd_at")
+    train(base, tiny_data, tmp_path / "p/prefix.pt", tmp_path / "p/m.csv", tmp_path / "p", stop_at_first_decay=True)
+    branched = train(spec, tiny_data, tmp_path / "b/model.pt", tmp_path / "b/metrics.csv", tmp_path / "b",
+                     prefix=tmp_path / "p/prefix.pt")
+    assert straight["epoch"] == branched["epoch"]
+    assert states_equal(load_checkpoint(tmp_path / "a/model.pt")["model"],
+                        load_checkpoint(tmp_path / "b/model.pt")["model"])
+    assert (tmp_path / "a/metrics.csv").read_text().count("\n") == 4  # header + 3 epochs
+    # interrupted after epoch 1 (checkpoint kept), resumed by a new process-like Trainer
+    t1 = Trainer(spec, tiny_data, torch.device("cpu"))
+    t1.train_epoch()
+    atomic_torch_save(t1.state_dict(), tmp_path / "c/last.pt")
+    train(spec, tiny_data, tmp_path / "c/model.pt", tmp_path / "c/metrics.csv", tmp_path / "c")
+    assert states_equal(load_checkpoint(tmp_path / "a/model.pt")["model"],
+                        load_checkpoint(tmp_path / "c/model.pt")["model"])
+    assert not (tmp_path / "c/last.pt").exists()
+
+
+def test_fr_changes_training_only_after_first_decay(config, tiny_data):
+    plain, fr = Trainer(tiny_spec(config, "pgd_at"), tiny_data, "cpu"), Trainer(tiny_spec(config, "pgd_at_fr"),
+                                                                                 tiny_data, "cpu")
+    for t in (plain, fr):
+        t.train_epoch()
+        t.train_epoch()  # epochs 0, 1: before the first decay at 2
+    assert states_equal(plain.model.state_dict(), fr.model.state_dict())
+    row_p, row_f = plain.train_epoch(), fr.train_epoch()
+    assert row_p["fr_loss"] == "" and row_f["fr_loss"] > 0
+    assert not states_equal(plain.model.state_dict(), fr.model.state_dict())
+
+
+def test_fr_wa_teacher_is_weight_average(config, tiny_data):
+    t = Trainer(tiny_spec(config, "pgd_at_fr_wa"), tiny_data, "cpu")
+    for _ in range(2):
+        t.train_epoch()
+    w_before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    t.train_epoch()  # WA starts from the weights at the decay (k=1), then averages this epoch's weights
+    w_after = t.model.state_dict()
+    assert t.wa.k == 2
+    for k, v in t.wa.model.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(v, (w_before[k] + w_after[k]) / 2, atol=1e-6)
+
+
+def test_model_file_loads_and_records_selection(config, tiny_data, tmp_path):
+    best = train(tiny_spec(config, "pgd_at"), tiny_data, tmp_path / "model.pt", tmp_path / "m.csv", tmp_path)
+    model, meta = load_model(tmp_path / "model.pt")
+    assert meta["epoch"] == best["epoch"] and meta["method"] == "pgd_at" and not model.training
+    assert model(torch.rand(2, 1, 12, 12)).shape == (2, 10)
+
+
+def test_prefix_from_other_settings_is_refused(config, tiny_data, tmp_path):
+    base = tiny_spec(config, "pgd_at")
+    train(base, tiny_data, tmp_path / "p.pt", tmp_path / "m.csv", tmp_path / "w", stop_at_first_decay=True)
+    other = run_spec(deep_merge(config, deep_merge(TINY, {"train": {"lr": 0.01}})), "mnist", "small_cnn",
+                     "pgd_at_fr", 0)
+    with pytest.raises(CheckpointError, match="lr"):
+        train(other, tiny_data, tmp_path / "x.pt", tmp_path / "x.csv", tmp_path / "x", prefix=tmp_path / "p.pt")
+
+
+def test_malicious_checkpoint_does_not_run(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+    torch.save({"x": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+    (tmp_path / "trunc.pt").write_bytes((tmp_path / "evil.pt").read_bytes()[:40])
+    with pytest.raises(CheckpointError, match="trunc.pt"):
+        load_checkpoint(tmp_path / "trunc.pt")

@@ -1,0 +1,92 @@
+"""The Snakemake workflow itself: what a dry run plans, one-line config errors, and a tiny end-to-end run."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, synthetic_images
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+DEFAULT = str(ROOT / "config/config.yaml")
+
+
+def snakemake(tmp_path, *args, configs=(DEFAULT,), timeout=900):
+    cmd = SNAKEMAKE + ["--directory", str(tmp_path), *args, "--configfile", *map(str, configs)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def planned(out: str) -> dict:
+    stats = out.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", stats, re.M)}
+
+
+def test_dry_run_of_paper_table2_plans_every_model_and_evaluation(tmp_path):
+    r = snakemake(tmp_path, "-n", "--cores", "all", "results/table2.csv")
+    assert r.returncode == 0, r.stderr
+    jobs = planned(r.stdout + r.stderr)
+    # 4 data sets x 3 methods; each method continues its data set's shared PGD-AT prefix (first 75 / 15 epochs)
+    assert jobs == {"prepare_dataset": 4, "train_prefix": 4, "train": 12, "evaluate": 60, "table2": 1}
+
+
+def test_one_evaluation_by_path_builds_only_its_branch(tmp_path):
+    r = snakemake(tmp_path, "-n", "--cores", "1", "results/eval/cifar10/resnet18/pgd_at_fr/seed0/pgd20.json")
+    assert r.returncode == 0, r.stderr
+    assert planned(r.stdout + r.stderr) == {"prepare_dataset": 1, "train_prefix": 1, "train": 1, "evaluate": 1}
+
+
+@pytest.mark.parametrize("bad,key", [
+    ({"train": {"epoch": 10}}, "train.epoch"),
+    ({"table2": {"methods": ["pgd_at_frr"]}}, "table2.methods"),
+    ({"train": {"eps": -1}}, "train.eps"),
+])
+def test_bad_config_gives_one_clear_line_before_any_job(tmp_path, bad, key):
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    r = snakemake(tmp_path, "-n", "--cores", "1", "results/table2.csv", configs=(DEFAULT, tmp_path / "bad.yaml"))
+    assert r.returncode != 0
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("Config error:")]
+    assert len(line) == 1 and key in line[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end_run_builds_table2(tmp_path):
+    x, y = synthetic_images(360, seed=11)
+    xt, yt = synthetic_images(60, seed=12)
+    np.savez(tmp_path / "mnist_like.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
+    tiny = {
+        "data": {"paths": {"mnist": str(tmp_path / "mnist_like.npz")}, "download": False},
+        "train": {"device": "cpu", "epochs": 3, "milestones": [2], "batch_size": 32, "eps": 0.1,
+                  "step_size": 0.05, "steps": 3, "val_steps": 3, "lr": 0.05},
+        "archs": {"small_cnn": {"c1": 4, "c2": 8, "hidden": 32}},
+        "resources": {"train": {"threads": 1}, "evaluate": {"threads": 1}},
+        "evaluation": {"n_test": 40, "attacks": {"aa": {"type": "autoattack", "n_test": 12}}},
+        "table2": {"datasets": ["mnist"], "arch": "small_cnn"},
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    r = snakemake(tmp_path, "--cores", "2", "results/table2.csv", configs=(DEFAULT, tmp_path / "tiny.yaml"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "results/table2.csv")
+    assert list(table.columns[:8]) == ["dataset", "arch", "method", "clean", "pgd20", "pgd50", "cw", "aa"]
+    assert table["method"].tolist() == ["pgd_at", "pgd_at_fr", "pgd_at_fr_wa"]
+    metrics = table[["clean", "pgd20", "pgd50", "cw", "aa"]]
+    assert ((metrics >= 0) & (metrics <= 100)).all().all()
+    for m in table["method"]:  # AutoAttack starts from the clean-correct points of its own (smaller) subset
+        aa = json.loads((tmp_path / f"results/eval/mnist/small_cnn/{m}/seed0/aa.json").read_text())
+        assert aa["n"] == 12 and aa["accuracy"] <= aa["breakdown"]["clean"]
+        assert list(aa["breakdown"]) == ["apgd-ce", "apgd-t", "clean", "fab-t", "square"]  # sorted keys
+    md = (tmp_path / "results/table2.md").read_text()
+    assert "| mnist | small_cnn | pgd_at_fr_wa |" in md
+    # per-example results sit beside every accuracy and agree with it
+    res = tmp_path / "results/eval/mnist/small_cnn/pgd_at_fr/seed0"
+    per = np.load(res / "pgd20.npz")
+    assert len(per["correct"]) == 40 and 100 * per["correct"].mean() == pytest.approx(
+        table.loc[table.method == "pgd_at_fr", "pgd20"].item(), abs=0.01)
+    # the FR runs branched from the shared prefix instead of retraining it
+    assert (tmp_path / "results/models/mnist/small_cnn/pgd_at/seed0/prefix.pt").exists()
+    assert "branching pgd_at_fr" in (tmp_path / "results/models/mnist/small_cnn/pgd_at_fr/seed0/train.log").read_text()

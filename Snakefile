@@ -17,11 +17,14 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/sanity.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/external.smk"
 
 
 rule all:
     input:
         "results/table2.csv",
         "results/table2.md",
+        "results/sanity.csv",
     default_target: True

@@ -106,3 +106,25 @@ def test_malicious_checkpoint_does_not_run(tmp_path):
     (tmp_path / "trunc.pt").write_bytes((tmp_path / "evil.pt").read_bytes()[:40])
     with pytest.raises(CheckpointError, match="trunc.pt"):
         load_checkpoint(tmp_path / "trunc.pt")
+
+
+def test_import_external_checkpoint(config, tiny_data, tmp_path):
+    from specrobust.data import to_tensor
+    from specrobust.evaluate import import_external
+    from specrobust.io import atomic_savez
+    train(tiny_spec(config, "pgd_at"), tiny_data, tmp_path / "model.pt", tmp_path / "m.csv", tmp_path)
+    model, meta = load_model(tmp_path / "model.pt")
+    d = tiny_data
+    atomic_savez(tmp_path / "mnist.npz", x_train=d.x_train, y_train=d.y_train, x_val=d.x_val, y_val=d.y_val,
+                 x_test=d.x_test, y_test=d.y_test, train_index=np.arange(len(d.x_train)),
+                 val_index=np.arange(len(d.x_val)), test_index=d.test_index, mean=np.array(d.mean, np.float32),
+                 std=np.array(d.std, np.float32), num_classes=np.int64(10), split_seed=np.int64(0))
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model[1].state_dict().items()}}, tmp_path / "bare.pt")
+    opts = TINY["archs"]["small_cnn"]
+    import_external(tmp_path / "bare.pt", "small_cnn", tmp_path / "mnist.npz", tmp_path / "ext.pt", "bare", 0.1, 0.05,
+                    meta["mean"], meta["std"], opts)
+    ext, ext_meta = load_model(tmp_path / "ext.pt")
+    x = to_tensor(d.x_test)
+    assert torch.allclose(ext(x), model(x), atol=1e-6) and ext_meta["method"] == "external_bare"
+    with pytest.raises(CheckpointError, match="does not fit arch"):
+        import_external(tmp_path / "bare.pt", "resnet18", tmp_path / "mnist.npz", tmp_path / "x.pt", "x", 0.1, 0.05)

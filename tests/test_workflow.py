@@ -31,7 +31,7 @@ def test_dry_run_of_paper_table2_plans_every_model_and_evaluation(tmp_path):
     assert r.returncode == 0, r.stderr
     jobs = planned(r.stdout + r.stderr)
     # 4 data sets x 3 methods; each method continues its data set's shared PGD-AT prefix (first 75 / 15 epochs)
-    assert jobs == {"prepare_dataset": 4, "train_prefix": 4, "train": 12, "evaluate": 60, "table2": 1}
+    assert jobs == {"prepare_dataset": 4, "train_prefix": 4, "train": 12, "evaluate": 60, "sanity": 12, "table2": 1}
 
 
 def test_one_evaluation_by_path_builds_only_its_branch(tmp_path):
@@ -66,6 +66,7 @@ def test_tiny_end_to_end_run_builds_table2(tmp_path):
         "archs": {"small_cnn": {"c1": 4, "c2": 8, "hidden": 32}},
         "resources": {"train": {"threads": 1}, "evaluate": {"threads": 1}},
         "evaluation": {"n_test": 40, "attacks": {"aa": {"type": "autoattack", "n_test": 12}}},
+        "sanity": {"n_test": 30, "square_queries": 50, "eps_grid": [1, 3]},
         "table2": {"datasets": ["mnist"], "arch": "small_cnn"},
     }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
@@ -90,3 +91,53 @@ def test_tiny_end_to_end_run_builds_table2(tmp_path):
     # the FR runs branched from the shared prefix instead of retraining it
     assert (tmp_path / "results/models/mnist/small_cnn/pgd_at/seed0/prefix.pt").exists()
     assert "branching pgd_at_fr" in (tmp_path / "results/models/mnist/small_cnn/pgd_at_fr/seed0/train.log").read_text()
+    # sanity checks ran for every table model and are summarised under the table
+    assert "Sanity checks:" in md
+    for m in table["method"]:
+        checks = pd.read_csv(tmp_path / f"results/sanity/mnist/small_cnn/{m}/seed0.csv")
+        assert {"eps_zero_is_clean", "crosscheck_foolbox_pgd", "autoattack_not_weaker"} <= set(checks["check"])
+
+    # a user's own checkpoint (bare network, DataParallel prefixes) scored through the same rules
+    import torch
+    from specrobust.evaluate import load_model
+    model, meta = load_model(tmp_path / "results/models/mnist/small_cnn/pgd_at/seed0/model.pt")
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model[1].state_dict().items()}}, tmp_path / "mine.pt")
+    tiny["external"] = {"mine": {"path": str(tmp_path / "mine.pt"), "arch": "small_cnn", "dataset": "mnist",
+                                 "mean": meta["mean"], "std": meta["std"]}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    r = snakemake(tmp_path, "--cores", "2", "results/external.csv", "results/sanity.csv",
+                  configs=(DEFAULT, tmp_path / "tiny.yaml"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    ext = pd.read_csv(tmp_path / "results/external.csv")
+    assert ext["method"].tolist() == ["external_mine"]
+    # the same weights give the same numbers as our own model on the same images
+    ours = table[table.method == "pgd_at"].iloc[0]
+    assert ext.iloc[0]["clean"] == ours["clean"] and ext.iloc[0]["pgd20"] == ours["pgd20"]
+    sanity_all = pd.read_csv(tmp_path / "results/sanity.csv")
+    assert set(sanity_all["method"]) == {"pgd_at", "pgd_at_fr", "pgd_at_fr_wa", "natural"}
+
+
+def test_slurm_profile_dry_run_shows_requests_per_rule(tmp_path):
+    r = subprocess.run(SNAKEMAKE + ["--directory", str(tmp_path), "-n", "--profile", str(ROOT / "profiles/slurm"),
+                                    "results/table2.csv", "--configfile", DEFAULT],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    jobs = re.findall(r"^rule (\w+):.*?resources: ([^\n]+)", r.stdout + r.stderr, re.M | re.S)
+    req = {}
+    for rule, res in jobs:
+        req.setdefault(rule, []).append(dict(kv.split("=", 1) for kv in res.split(", ")))
+    for rule in ("train_prefix", "train", "evaluate", "sanity"):
+        assert all(j["gpu"] == "1" and int(j["runtime"]) > 0 and int(j["mem_mb"]) > 0 for j in req[rule]), rule
+    # runtime scales with data set and epochs: Tiny ImageNet's 75-epoch prefix asks for more than SVHN's 15
+    prefix = {int(j["runtime"]) for j in req["train_prefix"]}
+    assert len(prefix) > 1 and max(prefix) > 5 * min(prefix)
+    assert all(j["slurm_partition"] == "cpu" for j in req["prepare_dataset"])
+
+
+def test_crafted_paths_cannot_escape_results(tmp_path):
+    for target in ["results/models/../../../etc/resnet18/pgd_at/seed0/model.pt",
+                   "results/eval/cifar10/resnet18/pgd_at/seed0/../../../../x/aa.json",
+                   "results/models/cifar10/resnet18/pgd_at/seed0/../../../../../tmp/x/model.pt"]:
+        r = snakemake(tmp_path, "-n", "--cores", "1", target)
+        assert r.returncode != 0, target
+        assert "No rule to produce" in r.stdout + r.stderr, target

@@ -70,6 +70,9 @@ def check_config(config: dict, schema_path) -> None:
         if c not in config["evaluation"]["attacks"]:
             raise ConfigError(f"table2.columns[{i}] = {c!r} is not an attack in evaluation.attacks "
                               f"({', '.join(config['evaluation']['attacks'])})")
+    for i, c in enumerate(config["sanity"]["compare"]):
+        if c not in config["evaluation"]["attacks"]:
+            raise ConfigError(f"sanity.compare[{i}] = {c!r} is not an attack in evaluation.attacks")
     for name, a in config["evaluation"]["attacks"].items():
         for k in ("eps", "step_size"):
             if k in a:

@@ -138,3 +138,38 @@ def run_evaluation(model_path, data_path, attack_name: str, attack_cfg: dict, ou
         f"{result['accuracy']:.2f}% [{result['ci95'][0]:.2f}, {result['ci95'][1]:.2f}] on {n} images "
         f"in {result['seconds']:.1f}s")
     return result
+
+
+def import_external(path, arch: str, data_path, out, name: str, eps: float, step_size: float, mean=None,
+                    std=None, arch_options: dict | None = None):
+    """Wrap a user's checkpoint (a state_dict, possibly under "state_dict"/"model", possibly of a bare network
+    without our normalization layer, possibly with DataParallel "module." prefixes) as a ``model.pt`` that every
+    evaluation and sanity rule reads. ``mean``/``std`` default to none (the network takes [0, 1] inputs)."""
+    from .data import load_prepared
+    from .errors import CheckpointError
+
+    data = load_prepared(data_path)
+    ckpt = load_checkpoint(path)
+    state = ckpt
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: expected a state_dict of tensors (optionally under 'state_dict' or 'model')")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    mean = list(mean) if mean is not None else [0.0] * data.channels
+    std = list(std) if std is not None else [1.0] * data.channels
+    model = build_model(arch, data.num_classes, data.channels, data.size, mean, std, **(arch_options or {}))
+    target = model if any(k.startswith("1.") for k in state) else model[1]
+    try:
+        missing, unexpected = target.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise CheckpointError(f"{path} does not fit arch {arch!r}: {str(err).splitlines()[-1].strip()}") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not fit arch {arch!r}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    meta = {"arch": arch, "arch_options": arch_options or {}, "num_classes": data.num_classes,
+            "in_channels": data.channels, "image_size": data.size, "mean": [float(v) for v in model[0].mean.flatten()],
+            "std": [float(v) for v in model[0].std.flatten()], "dataset": data.name, "method": f"external_{name}",
+            "seed": 0, "eps": eps, "step_size": step_size, "epoch": -1, "val_pgd": float("nan"), "source": str(path)}
+    atomic_torch_save({"model": model.state_dict(), "meta": meta}, out)
+    return meta

@@ -19,6 +19,18 @@ def run(snakemake, main) -> None:
         if log_file:
             print(line, file=log_file)
 
+    if int(getattr(snakemake.resources, "gpu", 0) or 0) > 0:
+        import subprocess
+
+        from .gpus import claim_gpu
+        try:  # count GPUs without initialising CUDA in this process
+            n = len(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.splitlines())
+        except OSError:
+            n = 0
+        gpu = claim_gpu(n)
+        if gpu is not None:
+            log(f"pinned to GPU {gpu} (CUDA_VISIBLE_DEVICES)")
+
     import torch
 
     torch.set_num_threads(max(1, int(snakemake.threads)))

@@ -57,10 +57,15 @@ def to_markdown(table: pd.DataFrame, columns: list[str], title: str, labels: dic
     return "\n".join(lines) + "\n"
 
 
-def write_table(result_paths, columns, row_order, out_csv, out_md, title, labels=None) -> pd.DataFrame:
+def write_table(result_paths, columns, row_order, out_csv, out_md, title, labels=None, sanity=()) -> pd.DataFrame:
+    """CSV in the paper's shape (extra columns after it) and Markdown, with the models' sanity-check summary."""
     table = build_table(read_results(result_paths), columns, [tuple(k) for k in row_order])
     paper_cols = ["dataset", "arch", "method"] + columns
     extra = [c for c in table.columns if c not in paper_cols]
     atomic_write_text(out_csv, table[paper_cols + extra].to_csv(index=False))
-    atomic_write_text(out_md, to_markdown(table, columns, title, labels or {}))
+    md = to_markdown(table, columns, title, labels or {})
+    if sanity:
+        from .sanity import sanity_markdown, sanity_summary
+        md += "\n" + sanity_markdown(*sanity_summary(sanity))
+    atomic_write_text(out_md, md)
     return table

@@ -2,7 +2,7 @@
 
 Per epoch: set the learning rate of the papers' step schedule, train on GPU-resident batches (no host sync in the
 inner loop), evaluate clean and PGD-20 accuracy on the validation split in fp32, keep the best checkpoint by
-validation PGD-20 (the papers' model selection), write an atomic checkpoint, append a metrics row.
+validation PGD-20 (the papers' model selection; best clean accuracy for natural training), write an atomic checkpoint, append a metrics row.
 
 FR and FR/WA runs are plain base-objective runs until the first decay. ``stop_at_first_decay`` writes that shared
 prefix once; ``prefix=`` starts a run from it, which gives the same result as training from scratch (every epoch's
@@ -25,6 +25,7 @@ from .averaging import WeightAverage
 from .data import DeviceBatches, Prepared, to_tensor
 from .evaluate import correct_under, fp32_eval
 from .io import CheckpointError, ConfigError, SpecRobustError, atomic_torch_save, atomic_write_text, load_checkpoint
+from .methods import ADVERSARIAL_BASES
 from .models import build_model
 from .objectives import OBJECTIVES
 from .regularizers import fr_loss
@@ -102,7 +103,7 @@ class Trainer:
         self.y_val = torch.as_tensor(data.y_val[:n_val], device=device)
         self.epoch = 0
         self.wa: WeightAverage | None = None
-        self.best = {"epoch": -1, "val_pgd": -1.0, "model": None}
+        self.best = {"epoch": -1, "score": -1.0, "val_pgd": -1.0, "val_clean": -1.0, "model": None}
         self.metrics: list[dict] = []
 
     # ------------------------------------------------------------------------------------------- state
@@ -170,8 +171,9 @@ class Trainer:
                "fr_loss": round(total_fr.item() / max(len(self.batches), 1), 6) if fr_on else "",
                "val_clean": round(val_clean, 4), f"val_pgd{spec.val_steps}": round(val_pgd, 4),
                "epoch_seconds": round(seconds, 3), "images_per_second": round(n / max(seconds, 1e-9), 1)}
-        if val_pgd > self.best["val_pgd"]:
-            self.best = {"epoch": self.epoch, "val_pgd": val_pgd,
+        score = val_pgd if spec.base in ADVERSARIAL_BASES else val_clean  # natural training: best clean accuracy
+        if score > self.best["score"]:
+            self.best = {"epoch": self.epoch, "score": score, "val_pgd": val_pgd, "val_clean": val_clean,
                          "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
         self.metrics.append(row)
         self.epoch += 1
@@ -182,7 +184,8 @@ def _meta(spec: RunSpec, data: Prepared, best: dict) -> dict:
     return {"arch": spec.arch, "arch_options": spec.arch_options, "num_classes": data.num_classes,
             "in_channels": data.channels, "image_size": data.size, "mean": list(data.mean), "std": list(data.std),
             "dataset": spec.dataset, "method": spec.method, "seed": spec.seed, "eps": spec.eps,
-            "epoch": best["epoch"], "val_pgd": best["val_pgd"]}
+            "step_size": spec.step_size,
+            "epoch": best["epoch"], "val_pgd": best["val_pgd"], "val_clean": best["val_clean"]}
 
 
 def write_metrics(rows: list[dict], path):
@@ -239,7 +242,8 @@ def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix
         best = trainer.best
         atomic_torch_save({"model": best["model"], "meta": _meta(spec, data, best), "spec": spec.as_dict()},
                           out_model)
-        log(f"selected epoch {best['epoch']} (validation PGD-{spec.val_steps} {best['val_pgd']:.2f}%)")
+        log(f"selected epoch {best['epoch']} (validation clean {best['val_clean']:.2f}%, "
+            f"PGD-{spec.val_steps} {best['val_pgd']:.2f}%)")
     write_metrics(trainer.metrics, out_metrics)
     last.unlink(missing_ok=True)
     return trainer.best

@@ -24,8 +24,51 @@ wildcard_constraints:
     attack="|".join(config["evaluation"]["attacks"]),
 
 
+RES = config.get("resources") or {}
+
+
 def threads_for(rule):
-    return config.get("resources", {}).get(rule, {}).get("threads", 4)
+    return RES.get(rule, {}).get("threads", 4)
+
+
+def per_arch(rule, key, arch, fallback):
+    table = RES.get(rule, {}).get(key, {})
+    return table.get(arch, table.get("default", fallback))
+
+
+def scale(dataset):
+    return (RES.get("dataset_scale") or {}).get(dataset, 1.0) * RES.get("safety", 1.5)
+
+
+def gpus(rule):
+    """GPUs per job: none when training runs on the CPU (config train.device)."""
+    return 0 if config["train"]["device"] == "cpu" else RES.get(rule, {}).get("gpu", 1)
+
+
+def train_epochs(wildcards, prefix):
+    """Epochs one job runs: the prefix up to the first decay, or the rest of the schedule after it."""
+    tr = train_section(config, wildcards.dataset)
+    first = tr["milestones"][0] if tr["milestones"] else tr["epochs"]
+    if prefix:
+        return first
+    return tr["epochs"] - first if tr.get("branch_from_prefix", True) and tr["milestones"] else tr["epochs"]
+
+
+def train_runtime(prefix):
+    return lambda w: max(5, int(train_epochs(w, prefix) * per_arch("train", "minutes_per_epoch", w.arch, 8.0)
+                                * scale(w.dataset)))
+
+
+def train_mem(w):
+    return int(per_arch("train", "mem_mb", w.arch, 32000) * max(1.0, (RES.get("dataset_scale") or {}).get(w.dataset, 1)))
+
+
+def eval_runtime(w):
+    return max(5, int(per_arch("evaluate", "minutes", w.arch, 240) * scale(w.dataset)))
+
+
+def eval_mem(w):
+    return int(per_arch("evaluate", "mem_mb", w.arch, 32000))
 
 
 def train_inputs(wildcards):
@@ -44,6 +87,33 @@ def table_results(table):
     t = config[table]
     return expand("results/eval/{dataset}/{arch}/{method}/seed{seed}/{attack}.json", dataset=t["datasets"], arch=t["arch"], method=t["methods"],
                   seed=t["seeds"], attack=t["columns"])
+
+
+def table_models(table):
+    t = config[table]
+    return [(d, t["arch"], m, s) for d in t["datasets"] for m in t["methods"] for s in t["seeds"]]
+
+
+def sanity_of(models):
+    return [f"results/sanity/{d}/{a}/{m}/seed{s}.csv" for d, a, m, s in models]
+
+
+def sanity_inputs():
+    """Table 2's models and, as the reference that attacks work at all, a naturally trained model per data set."""
+    models = table_models("table2")
+    if config["sanity"]["include_natural"]:
+        t = config["table2"]
+        models += [(d, t["arch"], "natural", s) for d in t["datasets"] for s in t["seeds"][:1]]
+    return sanity_of(models)
+
+
+def external_models():
+    return [(e["dataset"], e["arch"], f"external_{name}", 0) for name, e in (config.get("external") or {}).items()]
+
+
+def external_results():
+    return [f"results/eval/{d}/{a}/{m}/seed{s}/{attack}.json" for d, a, m, s in external_models()
+            for attack in config["table2"]["columns"]]
 
 
 def table_rows(table):

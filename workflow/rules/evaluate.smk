@@ -11,6 +11,10 @@ rule evaluate:
         attack=lambda w: config["evaluation"]["attacks"][w.attack],
         n_test=lambda w: config["evaluation"]["attacks"][w.attack].get("n_test", config["evaluation"].get("n_test")),
     threads: threads_for("evaluate")
+    resources:
+        gpu=gpus("evaluate"),
+        runtime=eval_runtime,
+        mem_mb=eval_mem,
     conda:
         ENV
     script:

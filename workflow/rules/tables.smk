@@ -1,6 +1,7 @@
 rule table2:
     input:
-        table_results("table2"),
+        results=table_results("table2"),
+        sanity=sanity_of(table_models("table2")),
     output:
         csv="results/table2.csv",
         md="results/table2.md",

@@ -15,7 +15,9 @@ rule train_prefix:
         workdir=lambda w, output: str(Path(output.model).parent / "prefix_ckpt"),
     threads: threads_for("train")
     resources:
-        gpus=lambda w: 1 if config["train"]["device"].startswith("cuda") else 0,
+        gpu=gpus("train"),
+        runtime=train_runtime(prefix=True),
+        mem_mb=train_mem,
     conda:
         ENV
     script:
@@ -23,6 +25,8 @@ rule train_prefix:
 
 
 rule train:
+    wildcard_constraints:
+        method=r"(?!external_)[a-z][a-z0-9]*(_[a-z0-9]+)*",
     input:
         unpack(train_inputs),
     output:
@@ -36,7 +40,9 @@ rule train:
         workdir=lambda w, output: str(Path(output.model).parent / "ckpt"),
     threads: threads_for("train")
     resources:
-        gpus=lambda w: 1 if config["train"]["device"].startswith("cuda") else 0,
+        gpu=gpus("train"),
+        runtime=train_runtime(prefix=False),
+        mem_mb=train_mem,
     conda:
         ENV
     script:

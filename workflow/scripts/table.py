@@ -6,8 +6,8 @@ LABELS = {"clean": "Clean", "fgsm": "FGSM", "pgd20": "PGD-20", "pgd50": "PGD-50"
 
 
 def main(sm, log):
-    table = write_table(list(sm.input), sm.params.columns, sm.params.rows, sm.output.csv, sm.output.md,
-                        sm.params.title, LABELS)
+    table = write_table(list(sm.input.results), sm.params.columns, sm.params.rows, sm.output.csv, sm.output.md,
+                        sm.params.title, LABELS, sanity=list(sm.input.sanity))
     log(f"wrote {sm.output.csv} ({len(table)} rows)")
 
 

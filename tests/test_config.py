@@ -55,3 +55,19 @@ def test_run_spec_applies_dataset_overrides(config):
     assert tiny.fr_lambda == 0.05 and tiny.augment == "flip" and tiny.first_decay == 75
     c10 = run_spec(config, "cifar10", "resnet18", "pgd_at", 0)
     assert c10.eps == pytest.approx(8 / 255) and c10.augment == "crop_flip" and c10.fr_fft == "batch2d"
+
+
+def test_method_overrides_apply_in_order(config):
+    cfg = deep_merge(config, {"methods": {"natural": {"train": {"epochs": 10, "milestones": [5]}},
+                                          "pgd_at_fr": {"fr": {"lam": 0.2}}},
+                              "datasets": {"cifar10": {"fr": {"lam": 0.05}}}})
+    check_config(cfg, SCHEMA)
+    assert run_spec(cfg, "cifar10", "resnet18", "natural", 0).epochs == 10
+    assert run_spec(cfg, "cifar10", "resnet18", "pgd_at", 0).epochs == 100
+    assert run_spec(cfg, "cifar10", "resnet18", "pgd_at_fr", 0).fr_lambda == 0.2        # method beats data set
+    assert run_spec(cfg, "cifar10", "resnet18", "pgd_at_fr_wa", 0).fr_lambda == 0.05    # data set beats default
+    with pytest.raises(ConfigError, match="methods.pgd_att"):
+        check_config(deep_merge(config, {"methods": {"pgd_att": {}}}), SCHEMA)
+    with pytest.raises(ConfigError, match="methods.natural.train.milestones"):
+        check_config(deep_merge(config, {"methods": {"natural": {"train": {"epochs": 50, "milestones": [75]}}}}),
+                     SCHEMA)

@@ -141,3 +141,14 @@ def test_crafted_paths_cannot_escape_results(tmp_path):
         r = snakemake(tmp_path, "-n", "--cores", "1", target)
         assert r.returncode != 0, target
         assert "No rule to produce" in r.stdout + r.stderr, target
+
+
+def test_a_method_with_its_own_schedule_trains_alone(tmp_path):
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"methods": {"pgd_at_fr_wa": {"train": {"lr": 0.05}}}}))
+    r = snakemake(tmp_path, "-n", "--cores", "1", "results/models/cifar10/resnet18/pgd_at_fr_wa/seed0/model.pt",
+                  configs=(DEFAULT, tmp_path / "m.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert planned(r.stdout + r.stderr) == {"prepare_dataset": 1, "train": 1}  # no shared prefix: lr differs
+    r = snakemake(tmp_path, "-n", "--cores", "1", "results/models/cifar10/resnet18/pgd_at_fr/seed0/model.pt",
+                  configs=(DEFAULT, tmp_path / "m.yaml"))
+    assert planned(r.stdout + r.stderr) == {"prepare_dataset": 1, "train_prefix": 1, "train": 1}

@@ -56,8 +56,19 @@ def check_schema(config: dict, schema_path) -> None:
     raise ConfigError(f"config key {_key(err.absolute_path)}: {err.message}")
 
 
-def train_section(config: dict, dataset: str) -> dict:
-    return deep_merge(config["train"], ((config.get("datasets") or {}).get(dataset) or {}).get("train"))
+def section(config: dict, name: str, dataset: str, method: str | None = None) -> dict:
+    """``config[name]`` with overrides applied in order: ``datasets.<dataset>``, ``methods.<base>``,
+    ``methods.<slug>`` (e.g. TRADES' weight decay, a natural reference model's schedule)."""
+    out = deep_merge(config.get(name) or {}, ((config.get("datasets") or {}).get(dataset) or {}).get(name))
+    if method:
+        methods = config.get("methods") or {}
+        for key in dict.fromkeys((parse_method(method).base, method)):
+            out = deep_merge(out, (methods.get(key) or {}).get(name))
+    return out
+
+
+def train_section(config: dict, dataset: str, method: str | None = None) -> dict:
+    return section(config, "train", dataset, method)
 
 
 def check_config(config: dict, schema_path) -> None:
@@ -77,9 +88,14 @@ def check_config(config: dict, schema_path) -> None:
         for k in ("eps", "step_size"):
             if k in a:
                 number(a[k], f"evaluation.attacks.{name}.{k}")
-    for ds in sorted(set(t2["datasets"]) | set(config.get("datasets") or {})):
-        tr = train_section(config, ds)
-        where = f"datasets.{ds}.train" if ds in (config.get("datasets") or {}) else "train"
+    for key in config.get("methods") or {}:
+        parse_method(key, f"methods.{key}")
+    runs = [(ds, None) for ds in sorted(set(t2["datasets"]) | set(config.get("datasets") or {}))]
+    runs += [(ds, m) for ds in t2["datasets"] for m in (config.get("methods") or {})]
+    for ds, m in runs:
+        tr = train_section(config, ds, m)
+        where = (f"methods.{m}.train" if m else f"datasets.{ds}.train" if ds in (config.get("datasets") or {})
+                 else "train")
         ms = tr["milestones"]
         if ms != sorted(ms) or any(not 0 < m < tr["epochs"] for m in ms):
             raise ConfigError(f"{where}.milestones {ms} must be increasing epochs below {where}.epochs "

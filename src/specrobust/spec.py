@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .config import deep_merge, number, train_section
+from .config import number, section, train_section
 from .errors import ConfigError
 from .methods import parse_method
 
@@ -32,6 +32,7 @@ class RunSpec:
     fr_fft: str
     val_steps: int
     val_limit: int | None
+    train_limit: int | None
     precision: str
     channels_last: str
     compile: bool
@@ -63,9 +64,8 @@ def run_spec(config: dict, dataset: str, arch: str, method: str, seed: int) -> R
 
     info = dataset_info(dataset)
     m = parse_method(method)
-    ds = (config.get("datasets") or {}).get(dataset) or {}
-    train = train_section(config, dataset)
-    fr = deep_merge(config.get("fr", {}), ds.get("fr"))
+    train = train_section(config, dataset, method)
+    fr = section(config, "fr", dataset, method)
     milestones = tuple(int(e) for e in train["milestones"])
     if list(milestones) != sorted(milestones) or any(not 0 < e < train["epochs"] for e in milestones):
         raise ConfigError(f"train.milestones {list(milestones)} must be increasing epochs inside "
@@ -78,7 +78,7 @@ def run_spec(config: dict, dataset: str, arch: str, method: str, seed: int) -> R
         eps=number(train["eps"], "train.eps"), step_size=number(train["step_size"], "train.step_size"),
         steps=int(train["steps"]), bn_mode=train["bn_mode"],
         fr_lambda=float(fr.get("lam", 0.1)), fr_distance=fr.get("distance", "l1"), fr_fft=fr.get("fft", "batch2d"),
-        val_steps=int(train["val_steps"]), val_limit=train.get("val_limit"),
+        val_steps=int(train["val_steps"]), val_limit=train.get("val_limit"), train_limit=train.get("train_limit"),
         precision=train["precision"], channels_last=str(train["channels_last"]).lower(), compile=bool(train["compile"]),
         device=train["device"], arch_options=dict(config.get("archs", {}).get(arch) or {}),
     )

@@ -96,7 +96,8 @@ class Trainer:
                 self.forward_model = torch.compile(self.model)
             except Exception as err:  # noqa: BLE001 - compile is an optional speed-up with a clean fallback
                 print(f"torch.compile unavailable ({err}); running eagerly", flush=True)
-        self.batches = DeviceBatches(data.x_train, data.y_train, spec.batch_size, spec.augment, device, spec.seed,
+        n_train = len(data.x_train) if spec.train_limit is None else min(spec.train_limit, len(data.x_train))
+        self.batches = DeviceBatches(data.x_train[:n_train], data.y_train[:n_train], spec.batch_size, spec.augment, device, spec.seed,
                                      drop_last=True, channels_last=self.channels_last)
         n_val = len(data.x_val) if spec.val_limit is None else min(spec.val_limit, len(data.x_val))
         self.x_val = to_tensor(data.x_val[:n_val], device)

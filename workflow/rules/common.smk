@@ -1,7 +1,7 @@
 # Config checks, wildcard constraints, path helpers and input functions shared by every rule.
 from snakemake.utils import validate
 
-from specrobust.config import DATASETS, check_config, train_section
+from specrobust.config import DATASETS, check_config, section, train_section
 from specrobust.errors import ConfigError
 from specrobust.methods import BASES, parse_method
 
@@ -47,7 +47,7 @@ def gpus(rule):
 
 def train_epochs(wildcards, prefix):
     """Epochs one job runs: the prefix up to the first decay, or the rest of the schedule after it."""
-    tr = train_section(config, wildcards.dataset)
+    tr = train_section(config, wildcards.dataset, getattr(wildcards, "method", None) or wildcards.base)
     first = tr["milestones"][0] if tr["milestones"] else tr["epochs"]
     if prefix:
         return first
@@ -75,8 +75,9 @@ def train_inputs(wildcards):
     """The prepared data and, for runs that branch at the first LR decay, the base objective's prefix."""
     inputs = {"data": f"results/data/{wildcards.dataset}.npz"}
     method = parse_method(wildcards.method, "method wildcard")
-    tr = train_section(config, wildcards.dataset)
-    if tr.get("branch_from_prefix", True) and tr["milestones"]:
+    tr = train_section(config, wildcards.dataset, wildcards.method)
+    same = tr == train_section(config, wildcards.dataset, method.base)  # a slug override of train.* trains alone
+    if tr.get("branch_from_prefix", True) and tr["milestones"] and same:
         inputs["prefix"] = (f"results/models/{wildcards.dataset}/{wildcards.arch}/{method.base}/"
                             f"seed{wildcards.seed}/prefix.pt")
     return inputs

@@ -11,7 +11,7 @@ rule train_prefix:
     log:
         "results/models/{dataset}/{arch}/{base}/seed{seed}/prefix.log",
     params:
-        train=lambda w: train_section(config, w.dataset),
+        train=lambda w: train_section(config, w.dataset, w.base),
         workdir=lambda w, output: str(Path(output.model).parent / "prefix_ckpt"),
     threads: threads_for("train")
     resources:
@@ -35,8 +35,8 @@ rule train:
     log:
         "results/models/{dataset}/{arch}/{method}/seed{seed}/train.log",
     params:
-        train=lambda w: train_section(config, w.dataset),
-        fr=config["fr"],
+        train=lambda w: train_section(config, w.dataset, w.method),
+        fr=lambda w: section(config, "fr", w.dataset, w.method),
         workdir=lambda w, output: str(Path(output.model).parent / "ckpt"),
     threads: threads_for("train")
     resources:

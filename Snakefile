@@ -24,7 +24,6 @@ include: "workflow/rules/external.smk"
 
 rule all:
     input:
-        "results/table2.csv",
-        "results/table2.md",
+        expand("results/{table}.csv", table=config["tables"]),
         "results/sanity.csv",
     default_target: True

@@ -15,18 +15,18 @@ def test_default_and_quick_configs_are_valid(config):
 
 
 @pytest.mark.parametrize("change,key", [
-    ({"table2": {"methods": ["pgd_at", "pgd_att_fr"]}}, r"table2.methods\[1\]"),
+    ({"tables": {"table2": {"methods": ["pgd_at", "pgd_att_fr"]}}}, r"tables.table2.methods\[1\]"),
     ({"train": {"eps": -0.1}}, "train.eps"),
     ({"train": {"epoch": 10}}, "train.epoch"),
     ({"evaluation": {"attacks": {"pgd20": {"type": "pgd", "step": 0.1}}}}, "evaluation.attacks.pgd20.step"),
     ({"fr": {"distance": "l3"}}, "fr.distance"),
     ({"train": {"milestones": [90, 75]}}, "train.milestones"),
     ({"datasets": {"svhn": {"train": {"milestones": [40]}}}}, "datasets.svhn.train.milestones"),
-    ({"table2": {"datasets": ["cifar11"]}}, r"table2.datasets.0"),
-    ({"table2": {"columns": ["clean", "pgd100"]}}, r"table2.columns\[1\]"),
+    ({"tables": {"table2": {"datasets": ["cifar11"]}}}, r"tables.table2.datasets.0"),
+    ({"tables": {"table2": {"columns": ["clean", "pgd100"]}}}, r"tables.table2.columns\[1\]"),
     ({"train": {"eps": "8/0"}}, "train.eps"),
     ({"train": {"device": "tpu"}}, "train.device"),
-    ({"table2": {"methods": ["natural_fr"]}}, "table2.methods"),
+    ({"tables": {"table2": {"methods": ["natural_fr"]}}}, "tables.table2.methods"),
 ])
 def test_bad_configs_are_rejected_with_one_line_naming_the_key(config, change, key):
     with pytest.raises(ConfigError, match=key) as err:

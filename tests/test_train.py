@@ -128,3 +128,65 @@ def test_import_external_checkpoint(config, tiny_data, tmp_path):
     assert torch.allclose(ext(x), model(x), atol=1e-6) and ext_meta["method"] == "external_bare"
     with pytest.raises(CheckpointError, match="does not fit arch"):
         import_external(tmp_path / "bare.pt", "resnet18", tmp_path / "mnist.npz", tmp_path / "x.pt", "x", 0.1, 0.05)
+
+
+@pytest.mark.parametrize("method,prefix", [
+    ("trades_fr_wa", "trades"), ("mart_fr", "mart"), ("awp_fr", "awp"), ("pgd_at_fr_swa", "pgd_at"),
+    ("sk_ar", None), ("sk_lr", None), ("l_model", None), ("trades_awp", None), ("natural", None),
+])
+def test_every_method_trains_and_branches_exactly(config, tiny_data, tmp_path, method, prefix):
+    spec = tiny_spec(config, method)
+    straight = train(spec, tiny_data, tmp_path / "a/model.pt", tmp_path / "a/m.csv", tmp_path / "a")
+    model = load_checkpoint(tmp_path / "a/model.pt")["model"]
+    assert all(torch.isfinite(v.float()).all() for v in model.values())
+    if prefix:
+        train(tiny_spec(config, prefix), tiny_data, tmp_path / "p.pt", tmp_path / "p.csv", tmp_path / "p",
+              stop_at_first_decay=True)
+        branched = train(spec, tiny_data, tmp_path / "b/model.pt", tmp_path / "b/m.csv", tmp_path / "b",
+                         prefix=tmp_path / "p.pt")
+        assert branched["epoch"] == straight["epoch"]
+        assert states_equal(model, load_checkpoint(tmp_path / "b/model.pt")["model"])
+
+
+def test_swa_reports_a_batchnorm_updated_average(config, tmp_path):
+    x, y = synthetic_images(200, size=12, seed=3)
+    data = Prepared("mnist", x[:160], y[:160], x[160:], y[160:], x[:20], y[:20], np.arange(20), (0.2,), (0.3,), 10)
+    cfg = deep_merge(config, deep_merge(TINY, {"train": {"epochs": 4, "milestones": [2]}}))
+    t = Trainer(run_spec(cfg, "mnist", "preact_resnet18", "pgd_at_swa", 0), data, "cpu")
+    weights = []
+    for _ in range(4):
+        t.train_epoch()
+        weights.append({k: v.clone() for k, v in t.model.state_dict().items()})
+    assert t.swa.k == 2  # averaged after epochs 2 and 3
+    for k, v in t.swa.model.state_dict().items():
+        if v.is_floating_point() and "running" not in k:
+            assert torch.allclose(v, (weights[2][k] + weights[3][k]) / 2, atol=1e-6)
+    bn = t.swa_model().state_dict()  # re-estimated statistics differ from the averaged ones
+    key = next(k for k in bn if k.endswith("running_var"))
+    assert not torch.allclose(bn[key], t.swa.model.state_dict()[key])
+    assert t.best["epoch"] >= 2  # an SWA model is reported
+
+
+def test_awp_restores_weights_each_step(config, tiny_data):
+    t = Trainer(tiny_spec(config, "awp"), tiny_data, "cpu")
+    seen = []
+    real = t.awp.restore
+
+    def spy(diff):
+        real(diff)
+        seen.append(len(diff))
+    t.awp.restore = spy
+    t.train_epoch()
+    assert len(seen) == len(t.batches) and seen[0] == 4  # conv1, conv2, fc1, fc2 weights
+
+
+def test_smooth_kernel_regularizer_is_added(config, tiny_data, monkeypatch):
+    import specrobust.train as tr
+    calls = []
+    real = tr.smooth_kernel_penalty
+    monkeypatch.setattr(tr, "smooth_kernel_penalty", lambda m, s: calls.append(s) or real(m, s))
+    Trainer(tiny_spec(config, "sk_vr"), tiny_data, "cpu").train_epoch()
+    assert calls and calls[0] == "kernel"
+    calls.clear()
+    Trainer(tiny_spec(config, "sk_v"), tiny_data, "cpu").train_epoch()
+    assert not calls

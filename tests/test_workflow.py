@@ -31,7 +31,7 @@ def test_dry_run_of_paper_table2_plans_every_model_and_evaluation(tmp_path):
     assert r.returncode == 0, r.stderr
     jobs = planned(r.stdout + r.stderr)
     # 4 data sets x 3 methods; each method continues its data set's shared PGD-AT prefix (first 75 / 15 epochs)
-    assert jobs == {"prepare_dataset": 4, "train_prefix": 4, "train": 12, "evaluate": 60, "sanity": 12, "table2": 1}
+    assert jobs == {"prepare_dataset": 4, "train_prefix": 4, "train": 12, "evaluate": 60, "sanity": 12, "table": 1}
 
 
 def test_one_evaluation_by_path_builds_only_its_branch(tmp_path):
@@ -42,7 +42,7 @@ def test_one_evaluation_by_path_builds_only_its_branch(tmp_path):
 
 @pytest.mark.parametrize("bad,key", [
     ({"train": {"epoch": 10}}, "train.epoch"),
-    ({"table2": {"methods": ["pgd_at_frr"]}}, "table2.methods"),
+    ({"tables": {"table2": {"methods": ["pgd_at_frr"]}}}, "tables.table2.methods"),
     ({"train": {"eps": -1}}, "train.eps"),
 ])
 def test_bad_config_gives_one_clear_line_before_any_job(tmp_path, bad, key):
@@ -67,7 +67,7 @@ def test_tiny_end_to_end_run_builds_table2(tmp_path):
         "resources": {"train": {"threads": 1}, "evaluate": {"threads": 1}},
         "evaluation": {"n_test": 40, "attacks": {"aa": {"type": "autoattack", "n_test": 12}}},
         "sanity": {"n_test": 30, "square_queries": 50, "eps_grid": [1, 3]},
-        "table2": {"datasets": ["mnist"], "arch": "small_cnn"},
+        "tables": {"table2": {"datasets": ["mnist"], "archs": ["small_cnn"]}},
     }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
     r = snakemake(tmp_path, "--cores", "2", "results/table2.csv", configs=(DEFAULT, tmp_path / "tiny.yaml"))
@@ -152,3 +152,28 @@ def test_a_method_with_its_own_schedule_trains_alone(tmp_path):
     r = snakemake(tmp_path, "-n", "--cores", "1", "results/models/cifar10/resnet18/pgd_at_fr/seed0/model.pt",
                   configs=(DEFAULT, tmp_path / "m.yaml"))
     assert planned(r.stdout + r.stderr) == {"prepare_dataset": 1, "train_prefix": 1, "train": 1}
+
+
+@pytest.mark.parametrize("table,models,prefixes,columns", [
+    ("table3", 6, 4, 5), ("table4", 6, 2, 5), ("table5", 12, 4, 5), ("table6", 12, 4, 5), ("table7", 12, 4, 5),
+    ("table8", 12, 4, 5), ("aaai_table2", 7, 4, 5), ("smooth_kernels_table1", 24, 24, 4),
+])
+def test_each_paper_table_plans_exactly_its_models(tmp_path, table, models, prefixes, columns):
+    """Models = the paper's rows; each is trained once (prefix shared by runs that differ only after the first
+    decay) and evaluated on the table's columns plus the sanity comparison's attacks."""
+    r = snakemake(tmp_path, "-n", "--cores", "all", f"results/{table}.csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    jobs = planned(r.stdout + r.stderr)
+    cfg = yaml.safe_load(Path(DEFAULT).read_text())
+    extra = len(set(cfg["sanity"]["compare"]) - set(cfg["tables"][table]["columns"]))
+    assert (jobs["train"], jobs["train_prefix"], jobs["sanity"]) == (models, prefixes, models)
+    assert jobs["evaluate"] == models * (columns + extra)
+
+
+def test_quick_config_has_every_table_in_paper_shape(tmp_path):
+    quick = str(ROOT / "config/quick.yaml")
+    tables = yaml.safe_load(Path(DEFAULT).read_text())["tables"]
+    r = snakemake(tmp_path, "-n", "--cores", "all", *[f"results/{t}.csv" for t in tables], configs=(DEFAULT, quick))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "fashionmnist" in r.stdout and "cifar10" not in r.stdout and "svhn" not in r.stdout
+    assert planned(r.stdout + r.stderr)["table"] == len(tables)

@@ -18,12 +18,13 @@ import torch.nn.functional as F
 from .attacks import pgd
 from .data import Prepared, dataset_info
 from .models import build_model
+from .objectives import training_inputs
 from .spec import RunSpec
 from .train import Trainer, resolve_device
 
 
 def _spec(arch, dataset, device, precision, batch_size) -> RunSpec:
-    return RunSpec(dataset=dataset, arch=arch, method="pgd_at", base="pgd_at", fr="none", seed=0, epochs=1, lr=0.1,
+    return RunSpec(dataset=dataset, arch=arch, method="pgd_at", base="pgd_at", fr="none", seed=0, swa=False, awp=False, sk=False, epochs=1, lr=0.1,
                    milestones=(), momentum=0.9, weight_decay=5e-4, batch_size=batch_size,
                    augment=dataset_info(dataset).augment, eps=8 / 255, step_size=2 / 255, steps=10, bn_mode="eval",
                    fr_lambda=0.1, fr_distance="l1", fr_fft="batch2d", val_steps=20, val_limit=1, train_limit=None, precision=precision,
@@ -84,7 +85,8 @@ def ours_epoch(spec: RunSpec, data: Prepared, device, max_steps: int) -> float:
         if step >= max_steps + 2:
             break
         with trainer.autocast():
-            loss, _, _ = trainer.objective(trainer.forward_model, xb, yb, spec)
+            x_adv = training_inputs(spec.base, trainer.forward_model, xb, yb, spec)
+            loss, _, _ = trainer.loss_fn(trainer.forward_model, xb, yb, x_adv, spec)
         trainer.opt.zero_grad(set_to_none=True)
         loss.backward()
         trainer.opt.step()

@@ -74,13 +74,18 @@ def train_section(config: dict, dataset: str, method: str | None = None) -> dict
 def check_config(config: dict, schema_path) -> None:
     """Raise ConfigError naming the first offending key; silent when the config is usable."""
     check_schema(config, schema_path)
-    t2 = config["table2"]
-    for i, m in enumerate(t2["methods"]):
-        parse_method(m, f"table2.methods[{i}]")
-    for i, c in enumerate(t2["columns"]):
-        if c not in config["evaluation"]["attacks"]:
-            raise ConfigError(f"table2.columns[{i}] = {c!r} is not an attack in evaluation.attacks "
-                              f"({', '.join(config['evaluation']['attacks'])})")
+    for name, t in config["tables"].items():
+        for i, m in enumerate(t["methods"]):
+            parse_method(m, f"tables.{name}.methods[{i}]")
+        for i, c in enumerate(t["columns"]):
+            if c not in config["evaluation"]["attacks"]:
+                raise ConfigError(f"tables.{name}.columns[{i}] = {c!r} is not an attack in evaluation.attacks "
+                                  f"({', '.join(config['evaluation']['attacks'])})")
+    for i, t in enumerate(config["sanity"].get("tables", [])):
+        if t not in config["tables"]:
+            raise ConfigError(f"sanity.tables[{i}] = {t!r} is not a table in tables ({', '.join(config['tables'])})")
+    used_datasets = sorted({d for t in config["tables"].values() for d in t["datasets"]})
+    used_methods = sorted({m for t in config["tables"].values() for m in t["methods"]})
     for i, c in enumerate(config["sanity"]["compare"]):
         if c not in config["evaluation"]["attacks"]:
             raise ConfigError(f"sanity.compare[{i}] = {c!r} is not an attack in evaluation.attacks")
@@ -90,8 +95,8 @@ def check_config(config: dict, schema_path) -> None:
                 number(a[k], f"evaluation.attacks.{name}.{k}")
     for key in config.get("methods") or {}:
         parse_method(key, f"methods.{key}")
-    runs = [(ds, None) for ds in sorted(set(t2["datasets"]) | set(config.get("datasets") or {}))]
-    runs += [(ds, m) for ds in t2["datasets"] for m in (config.get("methods") or {})]
+    runs = [(ds, None) for ds in sorted(set(used_datasets) | set(config.get("datasets") or {}))]
+    runs += [(ds, m) for ds in used_datasets for m in (config.get("methods") or {})]
     for ds, m in runs:
         tr = train_section(config, ds, m)
         where = (f"methods.{m}.train" if m else f"datasets.{ds}.train" if ds in (config.get("datasets") or {})
@@ -103,5 +108,5 @@ def check_config(config: dict, schema_path) -> None:
         eps, step = number(tr["eps"], f"{where}.eps"), number(tr["step_size"], f"{where}.step_size")
         if eps > 1 or step > 1:
             raise ConfigError(f"{where}.eps / step_size are in [0, 1] pixel units (e.g. 8/255), got {eps}, {step}")
-        if any(parse_method(m).fr != "none" for m in t2["methods"]) and not ms:
+        if any(parse_method(m).fr != "none" for m in used_methods) and not ms:
             raise ConfigError(f"{where}.milestones is empty, but FR methods start at the first learning-rate decay")

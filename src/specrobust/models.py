@@ -101,7 +101,7 @@ class ResNet(nn.Module):
         self.preact = preact
         self.cin = 64
         self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.bn1 = None if preact else nn.BatchNorm2d(64)  # pre-activation blocks normalize their own inputs
         stages = []
         for i, (width, n) in enumerate(zip((64, 128, 256, 512), layers)):
             blocks = []

@@ -40,3 +40,45 @@ def fr_loss(teacher_logits: torch.Tensor, student_logits: torch.Tensor, distance
     if fft == "batch2d":
         return diff.abs().mean() if distance == "l1" else diff.pow(2).mean()
     return diff.abs().sum(1).mean() if distance == "l1" else diff.norm(dim=1).mean()
+
+
+# ------------------------------------------------------------------------------------------------- smooth kernels
+SK_SCOPES = ("kernel", "layer", "model")
+
+
+def smooth_kernel_exponent(weight: torch.Tensor) -> torch.Tensor:
+    """``sum_{adjacent pairs} (w_a - w_b)^2 - sum w^2`` of each 2-D kernel of a (out, in, kh, kw) conv weight.
+
+    Pairs are horizontal and vertical neighbours, each counted once (a k x k kernel has 2k(k-1) of them).
+    Returns shape (out, in): the operation is broadcast over the channels.
+    """
+    w = weight.float()
+    vertical = (w[..., 1:, :] - w[..., :-1, :]).pow(2).sum((-2, -1))
+    horizontal = (w[..., :, 1:] - w[..., :, :-1]).pow(2).sum((-2, -1))
+    return vertical + horizontal - w.pow(2).sum((-2, -1))
+
+
+def smooth_kernel_penalty(model: torch.nn.Module, scope: str = "kernel") -> torch.Tensor:
+    """R(w) of the smooth-kernel paper (seed 003), summed over the model; the caller adds ``lambda * R``.
+
+    ``R(w) = exp(sum_{i,j} sum_{(h,k) in N(i,j)} (w_ij - w_hk)^2 - sum_{i,j} w_ij^2)`` with i, j the two spatial
+    indices of a kernel w; the paper applies it "broadcasting the operation through the channels". Taken
+    literally, w is one 2-D kernel, so ``scope="kernel"`` (default) sums exp(.) over every (out, in) slice of
+    every Conv2d. It is also the only reading that stays finite: at initialisation the exponent of a whole
+    ResNet-18 layer reaches ~285 (exp overflows fp32 at 88), the whole model ~1870, one 3x3 slice < 0.7.
+    ``scope="layer"`` (one exp per Conv2d weight) and ``"model"`` (one exp of the summed exponent) are kept for
+    ablations. Kernels with a single spatial position (1x1 shortcuts) have no neighbours to smooth and are
+    skipped; literally they would add exp(-w^2), which only pushes their weights away from zero.
+    A negative lambda gives the paper's "H" control (high-frequency kernels).
+    """
+    if scope not in SK_SCOPES:
+        raise ValueError(f"smooth-kernel scope must be one of {SK_SCOPES}, not {scope!r}")
+    exps = [smooth_kernel_exponent(m.weight) for m in model.modules()
+            if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-2] * m.weight.shape[-1] > 1]
+    if not exps:
+        return torch.zeros(())
+    if scope == "kernel":
+        return sum(e.exp().sum() for e in exps)
+    if scope == "layer":
+        return sum(e.sum().exp() for e in exps)
+    return sum(e.sum() for e in exps).exp()

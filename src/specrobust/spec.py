@@ -16,6 +16,9 @@ class RunSpec:
     base: str
     fr: str
     seed: int
+    swa: bool
+    awp: bool
+    sk: bool
     epochs: int
     lr: float
     milestones: tuple
@@ -37,6 +40,14 @@ class RunSpec:
     channels_last: str
     compile: bool
     device: str
+    trades_beta: float = 6.0
+    mart_beta: float = 6.0
+    sk_gamma: float = 1.0
+    sk_lambda: float = 0.1
+    sk_scope: str = "kernel"
+    lpf_bandwidth: int = 16
+    awp_gamma: float = 0.01
+    awp_warmup: int = 0
     arch_options: dict = field(default_factory=dict)
 
     @property
@@ -50,12 +61,15 @@ class RunSpec:
     def prefix_key(self) -> dict:
         """Fields that must agree for a run to branch from another run's checkpoint at the first decay."""
         d = asdict(self)
-        for k in ("method", "fr", "fr_lambda", "fr_distance", "fr_fft"):
+        for k in ("method", "fr", "fr_lambda", "fr_distance", "fr_fft", "swa"):
             d.pop(k)
         return d
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+HYPER = ("trades_beta", "mart_beta", "sk_gamma", "sk_lambda", "sk_scope", "lpf_bandwidth", "awp_gamma", "awp_warmup")
 
 
 def run_spec(config: dict, dataset: str, arch: str, method: str, seed: int) -> RunSpec:
@@ -71,7 +85,8 @@ def run_spec(config: dict, dataset: str, arch: str, method: str, seed: int) -> R
         raise ConfigError(f"train.milestones {list(milestones)} must be increasing epochs inside "
                           f"(0, train.epochs={train['epochs']}) for {dataset}")
     spec = RunSpec(
-        dataset=dataset, arch=arch, method=method, base=m.base, fr=m.fr, seed=int(seed),
+        dataset=dataset, arch=arch, method=method, base=m.base, fr=m.fr, seed=int(seed), swa=m.swa, awp=m.awp,
+        sk=m.sk,
         epochs=int(train["epochs"]), lr=float(train["lr"]), milestones=milestones,
         momentum=float(train["momentum"]), weight_decay=float(train["weight_decay"]),
         batch_size=int(train["batch_size"]), augment=train.get("augment") or info.augment,
@@ -81,9 +96,10 @@ def run_spec(config: dict, dataset: str, arch: str, method: str, seed: int) -> R
         val_steps=int(train["val_steps"]), val_limit=train.get("val_limit"), train_limit=train.get("train_limit"),
         precision=train["precision"], channels_last=str(train["channels_last"]).lower(), compile=bool(train["compile"]),
         device=train["device"], arch_options=dict(config.get("archs", {}).get(arch) or {}),
+        **{k: type(getattr(RunSpec, k))(train[k]) for k in HYPER if k in train},
     )
-    if spec.fr != "none" and not spec.milestones:
-        raise ConfigError(f"method {method} needs train.milestones: FR starts at the first learning-rate decay")
+    if (spec.fr != "none" or spec.swa) and not spec.milestones:
+        raise ConfigError(f"method {method} needs train.milestones: FR, FR/WA and SWA start at the first decay")
     return spec
 
 

@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import math
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from . import attacks
 from .averaging import WeightAverage
+from .awp import AdversarialWeightPerturbation
 from .data import DeviceBatches, Prepared, to_tensor
 from .evaluate import correct_under, fp32_eval
 from .io import CheckpointError, ConfigError, SpecRobustError, atomic_torch_save, atomic_write_text, load_checkpoint
 from .methods import ADVERSARIAL_BASES
 from .models import build_model
-from .objectives import OBJECTIVES
-from .regularizers import fr_loss
+from .objectives import LOSSES, training_inputs
+from .regularizers import fr_loss, smooth_kernel_penalty
 from .spec import RunSpec
 
 CHECKPOINT_FORMAT = 1
@@ -88,7 +87,8 @@ class Trainer:
         kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
         self.opt = torch.optim.SGD(self.model.parameters(), lr=spec.lr, momentum=spec.momentum,
                                    weight_decay=spec.weight_decay, **kw)
-        self.objective = OBJECTIVES[spec.base]
+        self.loss_fn = LOSSES[spec.base]
+        self.awp = AdversarialWeightPerturbation.build(self.model, spec.awp_gamma) if spec.awp else None
         self.autocast = _precision_ctx(spec, device)
         self.forward_model = self.model
         if spec.compile:
@@ -97,13 +97,14 @@ class Trainer:
             except Exception as err:  # noqa: BLE001 - compile is an optional speed-up with a clean fallback
                 print(f"torch.compile unavailable ({err}); running eagerly", flush=True)
         n_train = len(data.x_train) if spec.train_limit is None else min(spec.train_limit, len(data.x_train))
-        self.batches = DeviceBatches(data.x_train[:n_train], data.y_train[:n_train], spec.batch_size, spec.augment, device, spec.seed,
-                                     drop_last=True, channels_last=self.channels_last)
+        self.batches = DeviceBatches(data.x_train[:n_train], data.y_train[:n_train], spec.batch_size, spec.augment,
+                                     device, spec.seed, drop_last=True, channels_last=self.channels_last)
         n_val = len(data.x_val) if spec.val_limit is None else min(spec.val_limit, len(data.x_val))
         self.x_val = to_tensor(data.x_val[:n_val], device)
         self.y_val = torch.as_tensor(data.y_val[:n_val], device=device)
         self.epoch = 0
-        self.wa: WeightAverage | None = None
+        self.wa: WeightAverage | None = None    # FR/WA teacher
+        self.swa: WeightAverage | None = None   # SWA evaluation model
         self.best = {"epoch": -1, "score": -1.0, "val_pgd": -1.0, "val_clean": -1.0, "model": None}
         self.metrics: list[dict] = []
 
@@ -111,7 +112,8 @@ class Trainer:
     def state_dict(self) -> dict:
         return {"format": CHECKPOINT_FORMAT, "spec": self.spec.as_dict(), "epoch": self.epoch,
                 "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "wa": self.wa.state_dict() if self.wa else None, "best": self.best, "metrics": self.metrics,
+                "wa": self.wa.state_dict() if self.wa else None, "swa": self.swa.state_dict() if self.swa else None,
+                "best": self.best, "metrics": self.metrics,
                 "rng": {"torch": torch.get_rng_state(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
@@ -119,9 +121,10 @@ class Trainer:
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["optimizer"])
         self.epoch, self.best, self.metrics = int(st["epoch"]), st["best"], list(st["metrics"])
-        if st["wa"] is not None and not branch:
-            self.wa = WeightAverage(self.model)
-            self.wa.load_state_dict(st["wa"])
+        for name in ("wa", "swa"):
+            if st.get(name) is not None and not branch:
+                setattr(self, name, WeightAverage(self.model))
+                getattr(self, name).load_state_dict(st[name])
         torch.set_rng_state(st["rng"]["torch"])
         if st["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(st["rng"]["cuda"])
@@ -141,9 +144,15 @@ class Trainer:
         total_correct = torch.zeros((), device=self.device)
         total_fr = torch.zeros((), device=self.device)
         n, t0 = 0, time.time()
+        awp_on = self.awp is not None and self.epoch >= spec.awp_warmup
         for step, (x, y) in enumerate(self.batches.epoch(self.epoch)):
             with self.autocast():
-                loss, logits_adv, logits_nat = self.objective(self.forward_model, x, y, spec)
+                x_adv = training_inputs(spec.base, self.forward_model, x, y, spec)  # on unperturbed weights
+                if awp_on:
+                    diff = self.awp.perturb(x_adv, y, lambda m, xa, yy: self.loss_fn(m, x, yy, xa, spec)[0])
+                loss, logits_adv, logits_nat = self.loss_fn(self.forward_model, x, y, x_adv, spec)
+                if spec.sk:
+                    loss = loss + spec.sk_lambda * smooth_kernel_penalty(model, spec.sk_scope)
                 if fr_on:
                     if spec.fr == "wa":
                         with torch.no_grad():
@@ -156,6 +165,8 @@ class Trainer:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
+            if awp_on:
+                self.awp.restore(diff)
             total_loss += loss.detach() * len(y)
             total_correct += (logits_adv.detach().argmax(1) == y).sum()
             n += len(y)
@@ -166,19 +177,38 @@ class Trainer:
         if spec.fr == "wa" and fr_on:
             self.wa.update(model)
         seconds = time.time() - t0
-        val_clean, val_pgd = validate(model, self.x_val, self.y_val, spec)
+        candidate = model
+        if spec.swa and self.epoch >= spec.first_decay:
+            candidate = self.swa_model()
+        val_clean, val_pgd = validate(candidate, self.x_val, self.y_val, spec)
         row = {"epoch": self.epoch, "lr": lr, "train_loss": round(train_loss, 6),
                "train_adv_acc": round(100 * total_correct.item() / max(n, 1), 4),
                "fr_loss": round(total_fr.item() / max(len(self.batches), 1), 6) if fr_on else "",
                "val_clean": round(val_clean, 4), f"val_pgd{spec.val_steps}": round(val_pgd, 4),
                "epoch_seconds": round(seconds, 3), "images_per_second": round(n / max(seconds, 1e-9), 1)}
         score = val_pgd if spec.base in ADVERSARIAL_BASES else val_clean  # natural training: best clean accuracy
+        if spec.swa and self.epoch == spec.first_decay:
+            self.best["score"] = -1.0  # an SWA run reports one of its SWA models
         if score > self.best["score"]:
             self.best = {"epoch": self.epoch, "score": score, "val_pgd": val_pgd, "val_clean": val_clean,
-                         "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+                         "model": {k: v.detach().cpu().clone() for k, v in candidate.state_dict().items()}}
         self.metrics.append(row)
         self.epoch += 1
         return row
+
+
+    def swa_model(self) -> torch.nn.Module:
+        """Fold this epoch's weights into the SWA average, then re-estimate its BatchNorm statistics with one
+        pass over the clean training images (the workshop code's ``bn_update``; ``swa_utils.update_bn``)."""
+        if self.swa is None:
+            self.swa = WeightAverage(self.model)
+        else:
+            self.swa.update(self.model)
+        bn_model = copy.deepcopy(self.swa.model)
+        plain = DeviceBatches(self.batches.x, self.batches.y, self.spec.batch_size, "none", self.device,
+                              self.spec.seed, drop_last=False, channels_last=self.channels_last)
+        torch.optim.swa_utils.update_bn((x for x, _ in plain.epoch(self.epoch)), bn_model)
+        return bn_model.eval()
 
 
 def _meta(spec: RunSpec, data: Prepared, best: dict) -> dict:

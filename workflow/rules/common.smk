@@ -3,7 +3,7 @@ from snakemake.utils import validate
 
 from specrobust.config import DATASETS, check_config, section, train_section
 from specrobust.errors import ConfigError
-from specrobust.methods import BASES, parse_method
+from specrobust.methods import ALIASES, BASES, parse_method
 
 SCHEMA = str(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 ENV = "../../envs/torch.yaml"
@@ -19,9 +19,10 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     arch=r"resnet18|preact_resnet18|resnet152|small_cnn|wrn\d+_\d+",
     method=r"[a-z][a-z0-9]*(_[a-z0-9]+)*",
-    base="|".join(BASES),
+    prefix="|".join(BASES + tuple(ALIASES)),
     seed=r"\d+",
     attack="|".join(config["evaluation"]["attacks"]),
+    table="|".join(config["tables"]),
 
 
 RES = config.get("resources") or {}
@@ -47,7 +48,7 @@ def gpus(rule):
 
 def train_epochs(wildcards, prefix):
     """Epochs one job runs: the prefix up to the first decay, or the rest of the schedule after it."""
-    tr = train_section(config, wildcards.dataset, getattr(wildcards, "method", None) or wildcards.base)
+    tr = train_section(config, wildcards.dataset, getattr(wildcards, "method", None) or wildcards.prefix)
     first = tr["milestones"][0] if tr["milestones"] else tr["epochs"]
     if prefix:
         return first
@@ -76,23 +77,29 @@ def train_inputs(wildcards):
     inputs = {"data": f"results/data/{wildcards.dataset}.npz"}
     method = parse_method(wildcards.method, "method wildcard")
     tr = train_section(config, wildcards.dataset, wildcards.method)
-    same = tr == train_section(config, wildcards.dataset, method.base)  # a slug override of train.* trains alone
+    same = tr == train_section(config, wildcards.dataset, method.prefix)  # a slug override of train.* trains alone
     if tr.get("branch_from_prefix", True) and tr["milestones"] and same:
-        inputs["prefix"] = (f"results/models/{wildcards.dataset}/{wildcards.arch}/{method.base}/"
+        inputs["prefix"] = (f"results/models/{wildcards.dataset}/{wildcards.arch}/{method.prefix}/"
                             f"seed{wildcards.seed}/prefix.pt")
     return inputs
 
 
-def table_results(table):
-    """Every evaluation result a table needs: datasets x methods x seeds x columns."""
-    t = config[table]
-    return expand("results/eval/{dataset}/{arch}/{method}/seed{seed}/{attack}.json", dataset=t["datasets"], arch=t["arch"], method=t["methods"],
-                  seed=t["seeds"], attack=t["columns"])
-
-
 def table_models(table):
-    t = config[table]
-    return [(d, t["arch"], m, s) for d in t["datasets"] for m in t["methods"] for s in t["seeds"]]
+    """(dataset, arch, method, seed) of every model a table reports."""
+    t = config["tables"][table]
+    by_ds = t.get("arch_by_dataset") or {}
+    return [(d, a, m, s) for d in t["datasets"] for a in ([by_ds[d]] if d in by_ds else t["archs"])
+            for m in t["methods"] for s in t["seeds"]]
+
+
+def table_results(table):
+    """Every evaluation result a table needs: its models x its columns."""
+    cols = config["tables"][table]["columns"]
+    return [f"results/eval/{d}/{a}/{m}/seed{s}/{attack}.json" for d, a, m, s in table_models(table) for attack in cols]
+
+
+def table_rows(table):
+    return list(dict.fromkeys((d, a, m) for d, a, m, _ in table_models(table)))
 
 
 def sanity_of(models):
@@ -100,12 +107,13 @@ def sanity_of(models):
 
 
 def sanity_inputs():
-    """Table 2's models and, as the reference that attacks work at all, a naturally trained model per data set."""
-    models = table_models("table2")
+    """The models of the tables in sanity.tables and, as the reference that attacks work at all, a naturally
+    trained model per data set and arch (first seed)."""
+    models = list(dict.fromkeys(m for t in config["sanity"]["tables"] for m in table_models(t)))
     if config["sanity"]["include_natural"]:
-        t = config["table2"]
-        models += [(d, t["arch"], "natural", s) for d in t["datasets"] for s in t["seeds"][:1]]
-    return sanity_of(models)
+        first = {(d, a): s for d, a, _, s in reversed(models)}
+        models += [(d, a, "natural", s) for (d, a), s in first.items()]
+    return sanity_of(list(dict.fromkeys(models)))
 
 
 def external_models():
@@ -113,10 +121,5 @@ def external_models():
 
 
 def external_results():
-    return [f"results/eval/{d}/{a}/{m}/seed{s}/{attack}.json" for d, a, m, s in external_models()
-            for attack in config["table2"]["columns"]]
-
-
-def table_rows(table):
-    t = config[table]
-    return [[d, t["arch"], m] for d in t["datasets"] for m in t["methods"]]
+    cols = config["tables"]["table2"]["columns"]
+    return [f"results/eval/{d}/{a}/{m}/seed{s}/{attack}.json" for d, a, m, s in external_models() for attack in cols]

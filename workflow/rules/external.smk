@@ -27,8 +27,8 @@ rule external_table:
     log:
         "results/logs/external_table.log",
     params:
-        columns=config["table2"]["columns"],
-        rows=[[d, a, m] for d, a, m, _ in external_models()],
+        columns=config["tables"]["table2"]["columns"],
+        rows=[(d, a, m) for d, a, m, _ in external_models()],
         title="External checkpoints: clean and robust accuracy (%) under L-inf attacks",
     conda:
         ENV

@@ -1,16 +1,16 @@
-rule table2:
+rule table:
     input:
-        results=table_results("table2"),
-        sanity=sanity_of(table_models("table2")),
+        results=lambda w: table_results(w.table),
+        sanity=lambda w: sanity_of(table_models(w.table)),
     output:
-        csv="results/table2.csv",
-        md="results/table2.md",
+        csv="results/{table}.csv",
+        md="results/{table}.md",
     log:
-        "results/logs/table2.log",
+        "results/logs/{table}.log",
     params:
-        columns=config["table2"]["columns"],
-        rows=table_rows("table2"),
-        title="FR paper, Table 2: clean and robust accuracy (%) under L-inf attacks",
+        columns=lambda w: config["tables"][w.table]["columns"],
+        rows=lambda w: table_rows(w.table),
+        title=lambda w: config["tables"][w.table]["title"],
     conda:
         ENV
     script:

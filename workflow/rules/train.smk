@@ -1,4 +1,4 @@
-# Training. `train_prefix` runs a base objective up to the first LR decay once; `train` continues it per method
+# Training. `train_prefix` runs a method without its FR/WA/SWA plug-ins up to the first LR decay once; `train` continues it per method
 # (plain, FR, FR/WA), exactly as the FR paper's ablation branches from its epoch-74 checkpoint.
 
 
@@ -6,12 +6,12 @@ rule train_prefix:
     input:
         data="results/data/{dataset}.npz",
     output:
-        model="results/models/{dataset}/{arch}/{base}/seed{seed}/prefix.pt",
-        metrics="results/models/{dataset}/{arch}/{base}/seed{seed}/prefix_metrics.csv",
+        model="results/models/{dataset}/{arch}/{prefix}/seed{seed}/prefix.pt",
+        metrics="results/models/{dataset}/{arch}/{prefix}/seed{seed}/prefix_metrics.csv",
     log:
-        "results/models/{dataset}/{arch}/{base}/seed{seed}/prefix.log",
+        "results/models/{dataset}/{arch}/{prefix}/seed{seed}/prefix.log",
     params:
-        train=lambda w: train_section(config, w.dataset, w.base),
+        train=lambda w: train_section(config, w.dataset, w.prefix),
         workdir=lambda w, output: str(Path(output.model).parent / "prefix_ckpt"),
     threads: threads_for("train")
     resources:

@@ -6,7 +6,7 @@ import torch
 from specrobust.data import load_prepared, to_tensor
 from specrobust.evaluate import load_model
 from specrobust.io import atomic_write_text
-from specrobust.methods import parse_method
+from specrobust.methods import is_natural
 from specrobust.sanity import run_sanity
 from specrobust.script import run
 from specrobust.train import resolve_device
@@ -21,7 +21,7 @@ def main(sm, log):
     x, y = to_tensor(data.x_test[:n], device), torch.as_tensor(data.y_test[:n], device=device)
     evaluated = {a: np.load(p)["correct"] for a, p in zip(cfg["compare"], sm.input.evaluated)}
     checks = run_sanity(model, x, y, meta["eps"], meta.get("step_size", 2 / 255), cfg,
-                        natural=parse_method(meta["method"]).base == "natural", evaluated=evaluated,
+                        natural=is_natural(meta["method"]), evaluated=evaluated,
                         seed=sm.config["evaluation"]["seed"], batch_size=sm.config["evaluation"]["batch_size"])
     ids = {k: meta[k] for k in ("dataset", "arch", "method", "seed")} | {"n": n}
     table = pd.DataFrame([c.row(**ids) for c in checks])

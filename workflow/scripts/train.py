@@ -8,7 +8,7 @@ from specrobust.train import train
 def main(sm, log):
     w = sm.wildcards
     prefix_rule = sm.rule == "train_prefix"
-    spec = run_spec(sm.config, w.dataset, w.arch, w.base if prefix_rule else w.method, int(w.seed))
+    spec = run_spec(sm.config, w.dataset, w.arch, w.prefix if prefix_rule else w.method, int(w.seed))
     train(spec, load_prepared(sm.input.data, w.dataset), sm.output.model, sm.output.metrics, sm.params.workdir,
           prefix=None if prefix_rule else sm.input.get("prefix"), stop_at_first_decay=prefix_rule, log=log)
 

@@ -9,5 +9,5 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null &
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/pip install -q -e ".[workflow,test]"
+.venv/bin/pip install -q -e ".[torch,workflow,test]"
 echo "setup done: $(.venv/bin/python -c 'import torch, snakemake; print("torch", torch.__version__, "snakemake", snakemake.__version__)')"

@@ -86,7 +86,8 @@ def test_sanity_table_lists_failures(tmp_path):
     rows = [sanity.eps_zero(1.0, 1.0).row(dataset="d", arch="a", method="m", seed=0, n=4),
             sanity.natural_breaks(30.0, 1.0).row(dataset="d", arch="a", method="natural", seed=0, n=4)]
     pd.DataFrame(rows).to_csv(tmp_path / "s.csv", index=False)
-    failed = sanity.write_sanity_table([tmp_path / "s.csv"], tmp_path / "all.csv", tmp_path / "all.md")
+    from specrobust.tables import write_sanity_table
+    failed = write_sanity_table([tmp_path / "s.csv"], tmp_path / "all.csv", tmp_path / "all.md")
     assert len(failed) == 1 and "natural_model_falls" in failed[0]
     md = (tmp_path / "all.md").read_text()
     assert "1 of 2 passed" in md and "FAIL d/a/natural/seed0 natural_model_falls" in md

@@ -1,4 +1,5 @@
-"""Side-by-side speed of PGD-10 adversarial training: our path against a plain reference loop, same run and device.
+"""Side-by-side speed, same run and device: PGD-10 adversarial training (our path against a plain reference loop),
+and AutoAttack throughput (``python -m specrobust.bench autoattack``: pyautoattack's loop against ours).
 
 ``python -m specrobust.bench train --arch resnet18 --device cuda`` (or ``--arch small_cnn --device cpu``). The
 reference is written the way the official repositories do it: a DataLoader with per-step host transforms, fp32,
@@ -96,9 +97,31 @@ def ours_epoch(spec: RunSpec, data: Prepared, device, max_steps: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def autoattack_throughput(model, x, y, eps, batch_size) -> tuple[float, float, bool]:
+    """Images/s of AutoAttack standard: pyautoattack's own loop against ours (attack by attack, for the breakdown
+    and resumable state), fp32 eval mode; also whether both leave the same images robust."""
+    import logging
+
+    from pyautoattack import AutoAttack
+
+    from .attacks import autoattack
+    from .evaluate import fp32_eval
+
+    logging.getLogger("auto-attack").setLevel(logging.WARNING)
+    with fp32_eval(model):
+        t0 = time.perf_counter()
+        aa = AutoAttack(model, eps=eps, norm="Linf", version="standard", seed=0, device=x.device)
+        _, y_adv = aa.run_standard_evaluation(x, y, batch_size=batch_size)
+        ref = len(x) / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        flags, _ = autoattack(model, x, y, eps, seed=0, batch_size=batch_size)
+        ours = len(x) / (time.perf_counter() - t0)
+    return ref, ours, bool(torch.equal(flags.cpu(), (y_adv == y).cpu()))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m specrobust.bench", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["train"])
+    p.add_argument("what", choices=["train", "autoattack"])
     p.add_argument("--arch", default="small_cnn")
     p.add_argument("--dataset", default="fashionmnist")
     p.add_argument("--device", default="auto")
@@ -106,6 +129,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=20, help="timed optimizer steps per path")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--images", type=int, default=1000, help="autoattack: test images attacked")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -118,9 +142,21 @@ def main(argv=None):
     data = Prepared(a.dataset, x, y, x[:1], y[:1], x[:1], y[:1], np.arange(1), (0.5,) * info.channels,
                     (0.25,) * info.channels, info.num_classes)
     spec = _spec(a.arch, a.dataset, a.device, a.precision, a.batch_size)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
+    if a.what == "autoattack":  # an untrained model of the arch: AA's cost per image hardly depends on training
+        torch.manual_seed(0)
+        model = build_model(a.arch, info.num_classes, info.channels, info.size, data.mean, data.std,
+                            **spec.arch_options).to(device).eval()
+        xs = torch.rand(a.images, info.channels, info.size, info.size, generator=torch.Generator().manual_seed(0))
+        ys = torch.randint(0, info.num_classes, (a.images,), generator=torch.Generator().manual_seed(1))
+        ref, ours, same = autoattack_throughput(model, xs.to(device), ys.to(device), 8 / 255, 500)
+        print(f"AutoAttack standard, {a.arch}, {a.images} images, {name}; same robust set: {same}")
+        print(f"pyautoattack loop : {ref:9.2f} images/s")
+        print(f"specrobust        : {ours:9.2f} images/s")
+        print(f"ratio             : {ours / ref:9.2f}x")
+        return ours / ref
     ref = reference_epoch(spec, data, device, a.steps)
     ours = ours_epoch(spec, data, device, a.steps)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     print(f"PGD-10 AT, {a.arch} on {a.dataset}-shaped data, batch {a.batch_size}, {a.steps} timed steps, {name}")
     print(f"reference loop : {ref:9.1f} images/s")
     print(f"specrobust     : {ours:9.1f} images/s")

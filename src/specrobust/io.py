@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .errors import CheckpointError, ConfigError, DataError, SpecRobustError  # noqa: F401
 
@@ -34,6 +33,8 @@ def atomic_savez(path, **arrays):
 
 
 def atomic_torch_save(obj, path):
+    import torch
+
     _atomic(path, lambda f: torch.save(obj, f))
 
 
@@ -47,6 +48,8 @@ def atomic_write_json(path, obj):
 
 def load_checkpoint(path, map_location="cpu") -> dict:
     """Load with ``weights_only=True`` (a pickled payload cannot run); damaged files get an error naming them."""
+    import torch
+
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")

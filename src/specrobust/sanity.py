@@ -163,30 +163,3 @@ def run_sanity(model, x, y, eps: float, step_size: float, cfg: dict, natural: bo
             out.append(aa_not_weaker(100 * float(np.mean(evaluated["aa"])), others, tol))
     return out
 
-
-def sanity_summary(paths) -> tuple["pd.DataFrame", list[str]]:  # noqa: F821
-    import pandas as pd
-
-    table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
-    failed = [f"{r.dataset}/{r.arch}/{r.method}/seed{r.seed} {r.check}: {r.detail}"
-              for r in table.itertuples() if not r.passed]
-    return table, failed
-
-
-def sanity_markdown(table, failed) -> str:
-    lines = [f"**Sanity checks: {len(table) - len(failed)} of {len(table)} passed.**"]
-    lines += [f"- FAIL {f}" for f in failed]
-    return "\n".join(lines) + "\n"
-
-
-def write_sanity_table(paths, out_csv, out_md) -> list[str]:
-    from .io import atomic_write_text
-
-    table, failed = sanity_summary(paths)
-    atomic_write_text(out_csv, table.to_csv(index=False))
-    cols = ["dataset", "arch", "method", "seed", "check", "passed", "value", "reference", "tolerance", "detail"]
-    md = ["# Sanity checks", "", sanity_markdown(table, failed), "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in table[cols].itertuples(index=False):
-        md.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + " |")
-    atomic_write_text(out_md, "\n".join(md) + "\n")
-    return failed

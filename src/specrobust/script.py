@@ -31,9 +31,12 @@ def run(snakemake, main) -> None:
         if gpu is not None:
             log(f"pinned to GPU {gpu} (CUDA_VISIBLE_DEVICES)")
 
-    import torch
-
-    torch.set_num_threads(max(1, int(snakemake.threads)))
+    try:
+        import torch
+    except ImportError:  # the analysis environment (tables, reports) has no torch
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(max(1, int(snakemake.threads)))
     try:
         main(snakemake, log)
     except SpecRobustError as err:

@@ -1,4 +1,5 @@
-"""Tables in the papers' shape from evaluation results: mean over seeds, spread, and a Markdown rendering."""
+"""Tables in the papers' shape from evaluation results (mean over seeds, spread, Markdown) and the sanity
+summary. Needs pandas only, so table rules run in the light analysis environment."""
 from __future__ import annotations
 
 import json
@@ -65,7 +66,31 @@ def write_table(result_paths, columns, row_order, out_csv, out_md, title, labels
     atomic_write_text(out_csv, table[paper_cols + extra].to_csv(index=False))
     md = to_markdown(table, columns, title, labels or {})
     if sanity:
-        from .sanity import sanity_markdown, sanity_summary
         md += "\n" + sanity_markdown(*sanity_summary(sanity))
     atomic_write_text(out_md, md)
     return table
+
+
+def sanity_summary(paths) -> tuple[pd.DataFrame, list[str]]:
+    """All per-model sanity CSVs in one frame, and one line per failed check."""
+    table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    failed = [f"{r.dataset}/{r.arch}/{r.method}/seed{r.seed} {r.check}: {r.detail}"
+              for r in table.itertuples() if not r.passed]
+    return table, failed
+
+
+def sanity_markdown(table, failed) -> str:
+    lines = [f"**Sanity checks: {len(table) - len(failed)} of {len(table)} passed.**"]
+    lines += [f"- FAIL {f}" for f in failed]
+    return "\n".join(lines) + "\n"
+
+
+def write_sanity_table(paths, out_csv, out_md) -> list[str]:
+    table, failed = sanity_summary(paths)
+    atomic_write_text(out_csv, table.to_csv(index=False))
+    cols = ["dataset", "arch", "method", "seed", "check", "passed", "value", "reference", "tolerance", "detail"]
+    md = ["# Sanity checks", "", sanity_markdown(table, failed), "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in table[cols].itertuples(index=False):
+        md.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + " |")
+    atomic_write_text(out_md, "\n".join(md) + "\n")
+    return failed

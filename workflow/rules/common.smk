@@ -6,7 +6,8 @@ from specrobust.errors import ConfigError
 from specrobust.methods import ALIASES, BASES, parse_method
 
 SCHEMA = str(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
-ENV = "../../envs/torch.yaml"
+ENV = "../../envs/torch.yaml"  # data, training, attacks, sanity checks
+ANALYSIS_ENV = "../../envs/analysis.yaml"  # tables and reports
 
 try:  # one clear line naming the offending key, before any job starts
     check_config(config, SCHEMA)

@@ -31,6 +31,6 @@ rule external_table:
         rows=[(d, a, m) for d, a, m, _ in external_models()],
         title="External checkpoints: clean and robust accuracy (%) under L-inf attacks",
     conda:
-        ENV
+        ANALYSIS_ENV
     script:
         "../scripts/table.py"

@@ -35,6 +35,6 @@ rule sanity_table:
     log:
         "results/logs/sanity_table.log",
     conda:
-        ENV
+        ANALYSIS_ENV
     script:
         "../scripts/sanity_table.py"

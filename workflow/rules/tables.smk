@@ -12,6 +12,6 @@ rule table:
         rows=lambda w: table_rows(w.table),
         title=lambda w: config["tables"][w.table]["title"],
     conda:
-        ENV
+        ANALYSIS_ENV
     script:
         "../scripts/table.py"

@@ -1,5 +1,5 @@
 """Rule sanity_table: all models' checks in results/sanity.csv and .md; failures are printed, not hidden."""
-from specrobust.sanity import write_sanity_table
+from specrobust.tables import write_sanity_table
 from specrobust.script import run
 
 

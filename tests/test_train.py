@@ -190,3 +190,11 @@ def test_smooth_kernel_regularizer_is_added(config, tiny_data, monkeypatch):
     calls.clear()
     Trainer(tiny_spec(config, "sk_v"), tiny_data, "cpu").train_epoch()
     assert not calls
+
+
+def test_train_limit_uses_the_first_images_of_the_split(config, tiny_data):
+    spec = run_spec(deep_merge(config, deep_merge(TINY, {"train": {"train_limit": 64}})), "mnist", "small_cnn",
+                    "pgd_at", 0)
+    t = Trainer(spec, tiny_data, "cpu")
+    assert t.batches.n == 64 and torch.equal(t.batches.x, torch.as_tensor(tiny_data.x_train[:64]))
+    assert len(t.batches) == 2  # 64 / batch 32

@@ -177,3 +177,19 @@ def test_quick_config_has_every_table_in_paper_shape(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "fashionmnist" in r.stdout and "cifar10" not in r.stdout and "svhn" not in r.stdout
     assert planned(r.stdout + r.stderr)["table"] == len(tables)
+
+
+def test_runtime_request_follows_whether_the_job_continues_a_prefix(tmp_path):
+    """A method with its own schedule trains all epochs alone, so it asks for the whole run's time."""
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"methods": {"pgd_at_fr_wa": {"train": {"lr": 0.05}}}}))
+    r = subprocess.run(SNAKEMAKE + ["--directory", str(tmp_path), "-n", "--profile", str(ROOT / "profiles/slurm"),
+                                    "results/models/cifar10/resnet18/pgd_at_fr_wa/seed0/model.pt",
+                                    "results/models/cifar10/resnet18/pgd_at_fr/seed0/model.pt",
+                                    "--configfile", DEFAULT, str(tmp_path / "m.yaml")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    runtimes = {m[1]: int(m[2]) for m in re.finditer(
+        r"output: results/models/cifar10/resnet18/(\w+)/seed0/model.pt.*?runtime=(\d+)", r.stdout, re.S)}
+    # 100 epochs alone against the 25 epochs after the shared prefix (minutes are truncated to integers)
+    assert set(runtimes) == {"pgd_at_fr_wa", "pgd_at_fr"}
+    assert 4 * runtimes["pgd_at_fr"] <= runtimes["pgd_at_fr_wa"] <= 4 * runtimes["pgd_at_fr"] + 4

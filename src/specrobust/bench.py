@@ -25,10 +25,11 @@ from .train import Trainer, resolve_device
 
 
 def _spec(arch, dataset, device, precision, batch_size) -> RunSpec:
-    return RunSpec(dataset=dataset, arch=arch, method="pgd_at", base="pgd_at", fr="none", seed=0, swa=False, awp=False, sk=False, epochs=1, lr=0.1,
-                   milestones=(), momentum=0.9, weight_decay=5e-4, batch_size=batch_size,
-                   augment=dataset_info(dataset).augment, eps=8 / 255, step_size=2 / 255, steps=10, bn_mode="eval",
-                   fr_lambda=0.1, fr_distance="l1", fr_fft="batch2d", val_steps=20, val_limit=1, train_limit=None, precision=precision,
+    return RunSpec(dataset=dataset, arch=arch, method="pgd_at", base="pgd_at", fr="none", seed=0, swa=False,
+                   awp=False, sk=False, epochs=1, lr=0.1, milestones=(), momentum=0.9, weight_decay=5e-4,
+                   batch_size=batch_size, augment=dataset_info(dataset).augment, eps=8 / 255, step_size=2 / 255,
+                   steps=10, bn_mode="eval", fr_lambda=0.1, fr_distance="l1", fr_fft="batch2d", val_steps=20,
+                   val_limit=1, train_limit=None, precision=precision,
                    channels_last="auto", compile=False, device=device,
                    arch_options={"c1": 16, "c2": 32, "hidden": 256} if arch == "small_cnn" else {})
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path

@@ -89,7 +89,8 @@ def write_sanity_table(paths, out_csv, out_md) -> list[str]:
     table, failed = sanity_summary(paths)
     atomic_write_text(out_csv, table.to_csv(index=False))
     cols = ["dataset", "arch", "method", "seed", "check", "passed", "value", "reference", "tolerance", "detail"]
-    md = ["# Sanity checks", "", sanity_markdown(table, failed), "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md = ["# Sanity checks", "", sanity_markdown(table, failed), "| " + " | ".join(cols) + " |",
+          "|" + "---|" * len(cols)]
     for r in table[cols].itertuples(index=False):
         md.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + " |")
     atomic_write_text(out_md, "\n".join(md) + "\n")

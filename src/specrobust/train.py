@@ -2,7 +2,8 @@
 
 Per epoch: set the learning rate of the papers' step schedule, train on GPU-resident batches (no host sync in the
 inner loop), evaluate clean and PGD-20 accuracy on the validation split in fp32, keep the best checkpoint by
-validation PGD-20 (the papers' model selection; best clean accuracy for natural training), write an atomic checkpoint, append a metrics row.
+validation PGD-20 (the papers' model selection; best clean accuracy for natural training), write an atomic
+checkpoint, append a metrics row.
 
 FR and FR/WA runs are plain base-objective runs until the first decay. ``stop_at_first_decay`` writes that shared
 prefix once; ``prefix=`` starts a run from it, which gives the same result as training from scratch (every epoch's
@@ -195,7 +196,6 @@ class Trainer:
         self.metrics.append(row)
         self.epoch += 1
         return row
-
 
     def swa_model(self) -> torch.nn.Module:
         """Fold this epoch's weights into the SWA average, then re-estimate its BatchNorm statistics with one

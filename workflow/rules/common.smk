@@ -47,13 +47,23 @@ def gpus(rule):
     return 0 if config["train"]["device"] == "cpu" else RES.get(rule, {}).get("gpu", 1)
 
 
+def prefix_of(dataset, method):
+    """The prefix slug a `train` job continues, or None when it trains from scratch (branching switched off, no
+    decay, or a method whose own train.* overrides differ from its prefix's)."""
+    tr = train_section(config, dataset, method)
+    prefix = parse_method(method, "method wildcard").prefix
+    if tr.get("branch_from_prefix", True) and tr["milestones"] and tr == train_section(config, dataset, prefix):
+        return prefix
+    return None
+
+
 def train_epochs(wildcards, prefix):
-    """Epochs one job runs: the prefix up to the first decay, or the rest of the schedule after it."""
-    tr = train_section(config, wildcards.dataset, getattr(wildcards, "method", None) or wildcards.prefix)
+    """Epochs one job runs: the prefix up to the first decay, the rest of the schedule after it, or all of it."""
+    tr = train_section(config, wildcards.dataset, wildcards.prefix if prefix else wildcards.method)
     first = tr["milestones"][0] if tr["milestones"] else tr["epochs"]
     if prefix:
         return first
-    return tr["epochs"] - first if tr.get("branch_from_prefix", True) and tr["milestones"] else tr["epochs"]
+    return tr["epochs"] - first if prefix_of(wildcards.dataset, wildcards.method) else tr["epochs"]
 
 
 def train_runtime(prefix):
@@ -76,12 +86,9 @@ def eval_mem(w):
 def train_inputs(wildcards):
     """The prepared data and, for runs that branch at the first LR decay, the base objective's prefix."""
     inputs = {"data": f"results/data/{wildcards.dataset}.npz"}
-    method = parse_method(wildcards.method, "method wildcard")
-    tr = train_section(config, wildcards.dataset, wildcards.method)
-    same = tr == train_section(config, wildcards.dataset, method.prefix)  # a slug override of train.* trains alone
-    if tr.get("branch_from_prefix", True) and tr["milestones"] and same:
-        inputs["prefix"] = (f"results/models/{wildcards.dataset}/{wildcards.arch}/{method.prefix}/"
-                            f"seed{wildcards.seed}/prefix.pt")
+    prefix = prefix_of(wildcards.dataset, wildcards.method)
+    if prefix:
+        inputs["prefix"] = f"results/models/{wildcards.dataset}/{wildcards.arch}/{prefix}/seed{wildcards.seed}/prefix.pt"
     return inputs
 
 
@@ -93,10 +100,13 @@ def table_models(table):
             for m in t["methods"] for s in t["seeds"]]
 
 
+def eval_results(models, attacks):
+    return [f"results/eval/{d}/{a}/{m}/seed{s}/{attack}.json" for d, a, m, s in models for attack in attacks]
+
+
 def table_results(table):
     """Every evaluation result a table needs: its models x its columns."""
-    cols = config["tables"][table]["columns"]
-    return [f"results/eval/{d}/{a}/{m}/seed{s}/{attack}.json" for d, a, m, s in table_models(table) for attack in cols]
+    return eval_results(table_models(table), config["tables"][table]["columns"])
 
 
 def table_rows(table):
@@ -122,5 +132,4 @@ def external_models():
 
 
 def external_results():
-    cols = config["tables"]["table2"]["columns"]
-    return [f"results/eval/{d}/{a}/{m}/seed{s}/{attack}.json" for d, a, m, s in external_models() for attack in cols]
+    return eval_results(external_models(), config["tables"]["table2"]["columns"])

@@ -1,4 +1,4 @@
-# Spectral adversarial robustness: raw data -> training -> attack evaluation -> tables.
+# Spectral adversarial robustness: raw data -> training -> attack evaluation -> tables, analyses, figures, report.
 # `snakemake --cores all results/table2.csv` rebuilds the FR paper's Table 2 (config/config.yaml);
 # add `--configfile config/quick.yaml` for the CPU-sized version. See README.md.
 import sys
@@ -13,6 +13,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the core, also when i
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -20,10 +23,16 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/sanity.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/external.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/ablations.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         expand("results/{table}.csv", table=config["tables"]),
         "results/sanity.csv",
+        "results/paper_comparison.csv",
+        "results/summary.html",
+        expand("results/ablations/{ablation}.csv", ablation=config.get("ablations") or {}),
     default_target: True

@@ -49,6 +49,6 @@ def test_environments_carry_the_package_dependencies():
 
 def test_table_scripts_run_without_torch():
     code = ("import sys; sys.modules['torch'] = None; import specrobust.tables, specrobust.config, "
-            "specrobust.script; print('ok')")
+            "specrobust.script, specrobust.comparison, specrobust.figures; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "ok", r.stderr

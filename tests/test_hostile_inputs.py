@@ -28,11 +28,21 @@ CONFIGS = [
     ({"data": {"paths": {"imagenet": "/x"}}}, "data.paths"),
     ({"evaluation": {"attacks": {"pgd20": {"type": "pgd", "steps": 0}}}}, "evaluation.attacks.pgd20.steps"),
     ({"evaluation": {"attacks": {"x": {"type": "deepfool"}}}}, "evaluation.attacks.x.type"),
+    ({"evaluation": {"attacks": {"x": {"type": "pgd", "unbounded": True}}}}, "evaluation.attacks.x.type"),
+    ({"evaluation": {"attacks": {"x": {"type": "adef", "unbounded": "yes"}}}}, "evaluation.attacks.x.unbounded"),
     ({"tables": {"table2": {"archs": ["vgg16"]}}}, "tables.table2.archs"),
     ({"tables": {"table2": {"methods": ["pgd_at_fr_fr"]}}}, "tables.table2.methods"),
     ({"sanity": {"tables": ["table99"]}}, "sanity.tables"),
     ({"methods": {"trades": {"train": {"weight_decay": -1}}}}, "methods.trades.train.weight_decay"),
     ({"external": {"mine": {"path": "x.pt", "arch": "resnet18"}}}, "external.mine"),
+    ({"analysis": {"attack": "pgd7"}}, "analysis.attack"),
+    ({"analysis": {"curves": ["table9"]}}, "analysis.curves"),
+    ({"analysis": {"datasets": ["fashionmnist"], "bandwidth_step": {"fashionmnist": 8}}}, "analysis.bandwidth_step"),
+    ({"analysis": {"heatmap": {"v": 0}}}, "analysis.heatmap.v"),
+    ({"ablations": {"fr_lambda": {"method": "pgd_at"}}}, "ablations.fr_lambda.method"),
+    ({"ablations": {"fr_lambda": {"values": [-0.1]}}}, "ablations.fr_lambda.values[0]"),
+    ({"tables": {"table2": {"paper": {"source": "1", "table": "Table 2"}}}}, "tables.table2.paper.source"),
+    ({"scale": "huge"}, "scale"),
 ]
 
 

@@ -198,3 +198,14 @@ def test_train_limit_uses_the_first_images_of_the_split(config, tiny_data):
     t = Trainer(spec, tiny_data, "cpu")
     assert t.batches.n == 64 and torch.equal(t.batches.x, torch.as_tensor(tiny_data.x_train[:64]))
     assert len(t.batches) == 2  # 64 / batch 32
+
+
+def test_test_curve_measures_without_changing_training(config, tiny_data):
+    """The per-epoch test scores of the training curves draw no randomness from the training stream."""
+    with_curve = Trainer(tiny_spec(config, "pgd_at_fr"), tiny_data, "cpu")
+    without = Trainer(run_spec(deep_merge(config, deep_merge(TINY, {"train": {"test_curve_limit": 0}})), "mnist",
+                               "small_cnn", "pgd_at_fr", 0), tiny_data, "cpu")
+    rows = [(with_curve.train_epoch(), without.train_epoch()) for _ in range(3)]
+    assert states_equal(with_curve.model.state_dict(), without.model.state_dict())
+    assert all("test_pgd2" in a and 0 <= a["test_clean"] <= 100 and "test_clean" not in b for a, b in rows)
+    assert with_curve.spec.prefix_key() == without.spec.prefix_key()  # so either may branch from the other's prefix

@@ -156,7 +156,7 @@ def test_a_method_with_its_own_schedule_trains_alone(tmp_path):
 
 @pytest.mark.parametrize("table,models,prefixes,columns", [
     ("table3", 6, 4, 5), ("table4", 6, 2, 5), ("table5", 12, 4, 5), ("table6", 12, 4, 5), ("table7", 12, 4, 5),
-    ("table8", 12, 4, 5), ("aaai_table2", 7, 4, 5), ("smooth_kernels_table1", 24, 24, 4),
+    ("table8", 12, 4, 5), ("aaai_table2", 7, 4, 5), ("smooth_kernels_table1", 24, 24, 8),
 ])
 def test_each_paper_table_plans_exactly_its_models(tmp_path, table, models, prefixes, columns):
     """Models = the paper's rows; each is trained once (prefix shared by runs that differ only after the first
@@ -193,3 +193,92 @@ def test_runtime_request_follows_whether_the_job_continues_a_prefix(tmp_path):
     # 100 epochs alone against the 25 epochs after the shared prefix (minutes are truncated to integers)
     assert set(runtimes) == {"pgd_at_fr_wa", "pgd_at_fr"}
     assert 4 * runtimes["pgd_at_fr"] <= runtimes["pgd_at_fr_wa"] <= 4 * runtimes["pgd_at_fr"] + 4
+
+
+@pytest.mark.parametrize("target,jobs", [
+    # natural, L- and robust ResNet-18 on four data sets; one spectral pass each
+    ("results/table1.csv", {"prepare_dataset": 4, "train_prefix": 12, "train": 12, "spectral": 12, "lpf_table": 1}),
+    ("results/aaai_table1.csv", {"prepare_dataset": 1, "train_prefix": 2, "train": 2, "spectral": 2, "lpf_table": 1}),
+    # one figure by path: only its data set's three models and their heat maps
+    ("results/figures/figure4_cifar10.png",
+     {"prepare_dataset": 1, "train_prefix": 3, "train": 3, "heatmap": 3, "heatmap_figure": 1}),
+    ("results/figures/kernels_svhn.pdf", {"prepare_dataset": 1, "train_prefix": 2, "train": 2, "kernels": 1}),
+])
+def test_each_analysis_target_plans_exactly_its_models(tmp_path, target, jobs):
+    r = snakemake(tmp_path, "-n", "--cores", "all", target)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert planned(r.stdout + r.stderr) == jobs
+
+
+def test_training_curves_and_eps_curves_cover_the_table_models(tmp_path):
+    r = snakemake(tmp_path, "-n", "--cores", "all", "results/figures/eps_curves_aaai_table2.png",
+                  "results/figures/training_curves_aaai_table2.pdf")
+    assert r.returncode == 0, r.stderr[-2000:]
+    jobs = planned(r.stdout + r.stderr)
+    assert (jobs["train"], jobs["eps_curve"], jobs["curves_figure"]) == (7, 7, 2)
+
+
+@pytest.mark.slow
+def test_tiny_analysis_run_builds_table1_figures_kernels_and_curves(tmp_path):
+    x, y = synthetic_images(360, seed=11)
+    xt, yt = synthetic_images(60, seed=12)
+    np.savez(tmp_path / "mnist_like.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
+    tiny = {
+        "data": {"paths": {"mnist": str(tmp_path / "mnist_like.npz")}, "download": False},
+        "train": {"device": "cpu", "epochs": 3, "milestones": [2], "batch_size": 32, "eps": 0.1, "step_size": 0.05,
+                  "steps": 3, "val_steps": 3, "lr": 0.05, "test_curve_limit": 20},
+        "archs": {"small_cnn": {"c1": 4, "c2": 8, "hidden": 32}},
+        "resources": {"train": {"threads": 1}, "evaluate": {"threads": 1}},
+        "tables": {"table2": {"datasets": ["mnist"], "archs": ["small_cnn"]}},
+        "analysis": {"datasets": ["mnist"], "aaai_datasets": ["mnist"], "arch": "small_cnn", "n_test": 40,
+                     "heatmap": {"n_test": 10, "v": 4.0, "stride": 2}, "curves": ["table2"], "eps_n_test": 20,
+                     "eps_multiples": [0, 1, 4]},  # MNIST: eps 0.3
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    figs = [f"results/figures/{k}_mnist.png" for k in ("figure1", "figure2", "figure3", "figure4", "kernels")]
+    figs += [f"results/figures/{k}_table2.pdf" for k in ("training_curves", "eps_curves")]
+    r = snakemake(tmp_path, "--cores", "2", "results/table1.csv", "results/aaai_table1.csv", "results/kernels.csv",
+                  *figs, configs=(DEFAULT, tmp_path / "tiny.yaml"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    t1 = pd.read_csv(tmp_path / "results/table1.csv")
+    assert t1["method"].tolist() == ["natural", "l_model", "pgd_at"]
+    assert [c for c in t1.columns if c.startswith("lpf")] == [f"lpf{k}" for k in range(4, 29, 4)]
+    assert (t1["lpf28"] >= t1["pgd20"]).all()  # k = 28 is no filtering: clean accuracy, never below PGD-20
+    w1 = pd.read_csv(tmp_path / "results/aaai_table1.csv")
+    assert w1["method"].tolist() == ["natural", "pgd_at"] and "pgd20_lpf12" in w1 and "pgd20_lpf8" not in w1
+    assert (w1["clean_lpf28"].values == t1.set_index("method").loc[["natural", "pgd_at"], "lpf28"].values).all()
+    for f in figs:
+        for ext in (".png", ".pdf"):
+            assert (tmp_path / f).with_suffix(ext).stat().st_size > 5000, f
+    heat = np.load(tmp_path / "results/analysis/mnist/small_cnn/pgd_at/seed0/heatmap.npz")
+    assert heat["error"].shape == (28, 28) and np.isnan(heat["error"]).sum() == 28 * 28 - 14 * 14  # stride 2
+    kern = pd.read_csv(tmp_path / "results/kernels.csv")
+    assert kern["method"].tolist() == ["natural", "pgd_at"] and (kern["roughness"] > 0).all()
+    curve = pd.read_csv(tmp_path / "results/analysis/mnist/small_cnn/pgd_at_fr/seed0/eps_curve.csv")
+    assert curve["eps"].tolist() == pytest.approx([0, 0.3, 1.2]) and curve["accuracy"].is_monotonic_decreasing
+    metrics = pd.read_csv(tmp_path / "results/models/mnist/small_cnn/pgd_at_fr/seed0/metrics.csv")
+    assert metrics["test_clean"].notna().all() and len(metrics) == 3  # prefix epochs included, test curve each
+
+
+def test_one_ablation_point_by_path_builds_only_its_branch(tmp_path):
+    point = "results/ablations/cifar10/resnet18/pgd_at_fr/lam~0.05/seed0/eval/pgd20.json"
+    r = snakemake(tmp_path, "-n", "--cores", "1", point)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert planned(r.stdout + r.stderr) == {"prepare_dataset": 1, "train_prefix": 1, "train_ablation": 1,
+                                            "evaluate_ablation": 1}
+    r = snakemake(tmp_path, "-n", "--cores", "1", "results/ablations/fr_lambda.csv",
+                  "results/ablations/fr_distance.csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    # 9 lambdas + 3 distances from one shared prefix, plus plain AT as the baseline; clean and PGD-20 each
+    assert planned(r.stdout + r.stderr) == {"prepare_dataset": 1, "train_prefix": 1, "train": 1, "train_ablation": 12,
+                                            "evaluate": 2, "evaluate_ablation": 24, "ablation": 2}
+
+
+def test_an_ablation_point_outside_its_grammar_is_refused(tmp_path):
+    r = snakemake(tmp_path, "-n", "--cores", "1", "results/ablations/cifar10/resnet18/pgd_at_fr/lam~x/seed0/model.pt")
+    assert r.returncode != 0 and "lam~x" in r.stdout + r.stderr and "Traceback" not in r.stdout + r.stderr
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"ablations": {"fr_distance": {"values": ["l3"]}}}))
+    r = snakemake(tmp_path, "-n", "--cores", "1", "results/ablations/fr_distance.csv",
+                  configs=(DEFAULT, tmp_path / "bad.yaml"))
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("Config error:")]
+    assert r.returncode != 0 and len(line) == 1 and "ablations.fr_distance.values[0]" in line[0], r.stderr[-1500:]

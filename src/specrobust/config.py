@@ -13,6 +13,7 @@ from .errors import ConfigError
 from .methods import parse_method
 
 DATASETS = ("cifar10", "cifar100", "svhn", "tinyimagenet", "mnist", "fashionmnist")
+IMAGE_SIZE = {"cifar10": 32, "cifar100": 32, "svhn": 32, "tinyimagenet": 64, "mnist": 28, "fashionmnist": 28}
 
 
 def number(value, key: str = "value") -> float:
@@ -71,6 +72,80 @@ def train_section(config: dict, dataset: str, method: str | None = None) -> dict
     return section(config, "train", dataset, method)
 
 
+def bandwidth_step(config: dict, dataset: str) -> int:
+    steps = config["analysis"]["bandwidth_step"]
+    return int(steps.get(dataset, steps["default"]))
+
+
+def check_analysis(config: dict) -> None:
+    """Cross-key rules of the ``analysis`` section (the schema checks each value alone)."""
+    a = config["analysis"]
+    for i, m in enumerate(a["methods"]):
+        parse_method(m, f"analysis.methods[{i}]")
+    for i, m in enumerate(a["aaai_methods"]):
+        parse_method(m, f"analysis.aaai_methods[{i}]")
+    parse_method(a["robust"], "analysis.robust")
+    if a["attack"] not in config["evaluation"]["attacks"]:
+        raise ConfigError(f"analysis.attack = {a['attack']!r} is not an attack in evaluation.attacks "
+                          f"({', '.join(config['evaluation']['attacks'])})")
+    for i, t in enumerate(a["curves"]):
+        if t not in config["tables"]:
+            raise ConfigError(f"analysis.curves[{i}] = {t!r} is not a table in tables ({', '.join(config['tables'])})")
+    for ds in dict.fromkeys(a["datasets"] + a["aaai_datasets"]):
+        step = bandwidth_step(config, ds)
+        if IMAGE_SIZE[ds] % step:
+            raise ConfigError(f"analysis.bandwidth_step {step} for {ds} must divide its image size {IMAGE_SIZE[ds]}")
+        if a["figure1_bandwidth"] > IMAGE_SIZE[ds]:
+            raise ConfigError(f"analysis.figure1_bandwidth {a['figure1_bandwidth']} exceeds the {ds} image size "
+                              f"{IMAGE_SIZE[ds]}")
+
+
+POINT = re.compile(r"^(lam|distance|fft)~([a-z0-9._]+)$")
+
+
+def point_name(param: str, value) -> str:
+    """The path segment of one ablation point, ``<fr key>~<value>`` (Snakemake Paramspace's notation)."""
+    return f"{param}~{value}"
+
+
+def parse_point(point: str) -> dict:
+    """``lam~0.05`` -> ``{"lam": 0.05}``: the fr.* override of one ablation point, checked like the config."""
+    m = POINT.match(point)
+    if not m:
+        raise ConfigError(f"ablation point {point!r} must look like lam~0.05, distance~l2 or fft~per_sample")
+    key, value = m[1], m[2]
+    if key == "lam":
+        return {key: number(float(value), f"ablation point {point}")}
+    allowed = {"distance": ("l1", "l2", "cosine"), "fft": ("batch2d", "per_sample")}[key]
+    if value not in allowed:
+        raise ConfigError(f"ablation point {point!r}: fr.{key} must be one of {allowed}")
+    return {key: value}
+
+
+def with_point(config: dict, method: str, point: str) -> dict:
+    """The config a point trains under: its fr override on top of ``methods.<method>.fr``."""
+    methods = copy.deepcopy(config.get("methods") or {})
+    methods[method] = deep_merge(methods.get(method) or {}, {"fr": parse_point(point)})
+    return {**config, "methods": methods}
+
+
+def check_ablations(config: dict) -> None:
+    for name, a in (config.get("ablations") or {}).items():
+        for key in ("method", "baseline"):
+            parse_method(a[key], f"ablations.{name}.{key}")
+        if parse_method(a["method"]).fr == "none":
+            raise ConfigError(f"ablations.{name}.method = {a['method']!r} has no FR to vary (use a *_fr or *_fr_wa "
+                              f"method)")
+        for i, v in enumerate(a["values"]):
+            try:
+                parse_point(point_name(a["param"], v))
+            except ConfigError as err:
+                raise ConfigError(f"ablations.{name}.values[{i}]: {err}") from None
+        for i, c in enumerate(a["columns"]):
+            if c not in config["evaluation"]["attacks"]:
+                raise ConfigError(f"ablations.{name}.columns[{i}] = {c!r} is not an attack in evaluation.attacks")
+
+
 def check_config(config: dict, schema_path) -> None:
     """Raise ConfigError naming the first offending key; silent when the config is usable."""
     check_schema(config, schema_path)
@@ -81,6 +156,8 @@ def check_config(config: dict, schema_path) -> None:
             if c not in config["evaluation"]["attacks"]:
                 raise ConfigError(f"tables.{name}.columns[{i}] = {c!r} is not an attack in evaluation.attacks "
                                   f"({', '.join(config['evaluation']['attacks'])})")
+    check_analysis(config)
+    check_ablations(config)
     for i, t in enumerate(config["sanity"].get("tables", [])):
         if t not in config["tables"]:
             raise ConfigError(f"sanity.tables[{i}] = {t!r} is not a table in tables ({', '.join(config['tables'])})")

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import torch
 
-from . import attacks
+from . import attacks, minimal_attacks
 from .io import ConfigError, atomic_savez, atomic_torch_save, atomic_write_json, load_checkpoint
 from .models import build_model
 from .config import number
 
-ATTACK_TYPES = ("clean", "fgsm", "pgd", "cw", "autoattack")
+MINIMAL_ATTACKS = ("deepfool_l2", "deepfool_linf", "adef", "salt_pepper")  # smooth-kernel paper, Table 1
+ATTACK_TYPES = ("clean", "fgsm", "pgd", "cw", "autoattack") + MINIMAL_ATTACKS
 
 
 @contextlib.contextmanager
@@ -40,11 +41,18 @@ def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 
 
 def make_attack(cfg: dict, default_eps: float, name: str = "attack"):
-    """A function (model, x, y) -> x_adv from one entry of ``evaluation.attacks``."""
+    """A function (model, x, y) -> x_adv from one entry of ``evaluation.attacks``. The minimal-perturbation attacks
+    count as fooled only within the L-inf eps (the run's eps by default); ``unbounded: true`` lifts the bound."""
     kind = cfg.get("type")
     if kind not in ATTACK_TYPES:
         raise ConfigError(f"evaluation.attacks.{name}.type must be one of {ATTACK_TYPES}, not {kind!r}")
+    if cfg.get("unbounded") and (kind not in MINIMAL_ATTACKS or "eps" in cfg):
+        raise ConfigError(f"evaluation.attacks.{name}.unbounded applies to {', '.join(MINIMAL_ATTACKS)} "
+                          f"and excludes eps (type {kind!r}, eps {cfg.get('eps')!r})")
     eps = number(cfg.get("eps", default_eps), f"evaluation.attacks.{name}.eps")
+    if kind in MINIMAL_ATTACKS:
+        fn, bound = getattr(minimal_attacks, kind), None if cfg.get("unbounded") else eps
+        return lambda model, x, y: fn(model, x, y, bound)
     step = number(cfg.get("step_size", "2/255"), f"evaluation.attacks.{name}.step_size")
     if kind == "clean":
         return lambda model, x, y: x
@@ -124,7 +132,8 @@ def run_evaluation(model_path, data_path, attack_name: str, attack_cfg: dict, ou
     k = int(flags.sum())
     result = {
         "attack": attack_name, "type": attack_cfg["type"], "params": attack_cfg,
-        "eps": number(attack_cfg.get("eps", meta["eps"])), "n": n, "correct": k, "accuracy": 100 * k / max(n, 1),
+        "eps": None if attack_cfg.get("unbounded") else number(attack_cfg.get("eps", meta["eps"])),  # None: unbounded
+        "n": n, "correct": k, "accuracy": 100 * k / max(n, 1),
         "ci95": list(wilson_interval(k, n)), "seconds": round(time.time() - t0, 2), "device": str(device),
         "precision": "fp32", "model": str(model_path), "dataset": meta["dataset"], "arch": meta["arch"],
         "method": meta["method"], "seed": meta["seed"], "selected_epoch": meta["epoch"], **extra,

@@ -48,6 +48,7 @@ class RunSpec:
     lpf_bandwidth: int = 16
     awp_gamma: float = 0.01
     awp_warmup: int = 0
+    test_curve_limit: int = 0
     arch_options: dict = field(default_factory=dict)
 
     @property
@@ -60,16 +61,17 @@ class RunSpec:
 
     def prefix_key(self) -> dict:
         """Fields that must agree for a run to branch from another run's checkpoint at the first decay."""
-        d = asdict(self)
-        for k in ("method", "fr", "fr_lambda", "fr_distance", "fr_fft", "swa"):
-            d.pop(k)
+        d = asdict(self)  # test_curve_limit only measures, it never changes the weights
+        for k in ("method", "fr", "fr_lambda", "fr_distance", "fr_fft", "swa", "test_curve_limit"):
+            d.pop(k, None)
         return d
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-HYPER = ("trades_beta", "mart_beta", "sk_gamma", "sk_lambda", "sk_scope", "lpf_bandwidth", "awp_gamma", "awp_warmup")
+HYPER = ("trades_beta", "mart_beta", "sk_gamma", "sk_lambda", "sk_scope", "lpf_bandwidth", "awp_gamma", "awp_warmup",
+         "test_curve_limit")
 
 
 def run_spec(config: dict, dataset: str, arch: str, method: str, seed: int) -> RunSpec:

@@ -53,7 +53,7 @@ def to_markdown(table: pd.DataFrame, columns: list[str], title: str, labels: dic
     n, eps = table.attrs.get("n", {}), table.attrs.get("eps", {})
     lines += ["", "Accuracy in %. Test images per column: "
               + ", ".join(f"{labels.get(c, c)} {n.get(c, '?')}" for c in columns)
-              + "; L-inf eps: " + ", ".join(sorted({f"{e:.4g}" for e in eps.values()}))
+              + "; L-inf eps: " + ", ".join(sorted({f"{e:.4g}" if pd.notna(e) else "none" for e in eps.values()}))
               + f"; seeds per row: {sorted(set(table['seeds']))}."]
     return "\n".join(lines) + "\n"
 
@@ -95,3 +95,49 @@ def write_sanity_table(paths, out_csv, out_md) -> list[str]:
         md.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + " |")
     atomic_write_text(out_md, "\n".join(md) + "\n")
     return failed
+
+
+def _npz_row(path) -> dict:
+    import numpy as np
+
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _lpf_label(column: str) -> str:
+    """lpf16 -> LPF 16, pgd20_lpf16 -> PGD-20, LPF 16, clean_lpf16 -> clean, LPF 16."""
+    return column.replace("pgd20", "PGD-20").replace("_lpf", ", LPF ").replace("lpf", "LPF ")
+
+
+def write_lpf_table(spectral_paths, out_csv, out_md, title: str, workshop: bool = False) -> pd.DataFrame:
+    """FR paper Table 1 (accuracy on LPF'd clean inputs per bandwidth k, plus PGD-20) or, with ``workshop``, the
+    workshop's Table 1 (clean and PGD-20 inputs after LPF at the five widest bandwidths, widest first)."""
+    rows = []
+    for p in spectral_paths:
+        z = _npz_row(p)
+        ks = [int(k) for k in z["bandwidths"]]
+        row = {"dataset": str(z["dataset"]), "arch": str(z["arch"]), "method": str(z["method"]), "seed": int(z["seed"])}
+        if workshop:
+            keep = sorted(range(len(ks)), key=lambda i: -ks[i])[:5]
+            row |= {f"clean_lpf{ks[i]}": round(float(z["clean_lpf"][i]), 2) for i in keep}
+            row |= {f"pgd20_lpf{ks[i]}": round(float(z["pgd20_lpf"][i]), 2) for i in keep}
+        else:
+            row |= {f"lpf{k}": round(float(a), 2) for k, a in zip(ks, z["clean_lpf"])}
+            row["pgd20"] = round(float(z["pgd20"]), 2)
+        row["n"] = int(z["n"])
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    atomic_write_text(out_csv, table.to_csv(index=False))
+    lines = [f"# {title}", ""]
+    for ds, part in table.groupby("dataset", sort=False):
+        cols = [c for c in part.columns if c not in ("dataset", "arch", "seed", "n") and part[c].notna().any()]
+        lines += [f"## {ds} ({part['arch'].iloc[0]}, {part['n'].iloc[0]} test images)", "",
+                  "| " + " | ".join(_lpf_label(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+        for r in part[cols].itertuples(index=False):
+            lines.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + " |")
+        lines.append("")
+    lines.append("Accuracy in %. LPF k keeps the centre k x k square of the shifted spectrum (k = image size: no "
+                 "filtering)." + (" PGD-20 inputs are attacked unfiltered, then low-pass filtered." if workshop
+                                 else " PGD-20: unfiltered inputs."))
+    atomic_write_text(out_md, "\n".join(lines) + "\n")
+    return table

@@ -103,6 +103,9 @@ class Trainer:
         n_val = len(data.x_val) if spec.val_limit is None else min(spec.val_limit, len(data.x_val))
         self.x_val = to_tensor(data.x_val[:n_val], device)
         self.y_val = torch.as_tensor(data.y_val[:n_val], device=device)
+        n_test = min(spec.test_curve_limit, len(data.x_test))  # training curves only, never model selection
+        self.x_test = to_tensor(data.x_test[:n_test], device)
+        self.y_test = torch.as_tensor(data.y_test[:n_test], device=device)
         self.epoch = 0
         self.wa: WeightAverage | None = None    # FR/WA teacher
         self.swa: WeightAverage | None = None   # SWA evaluation model
@@ -186,7 +189,8 @@ class Trainer:
                "train_adv_acc": round(100 * total_correct.item() / max(n, 1), 4),
                "fr_loss": round(total_fr.item() / max(len(self.batches), 1), 6) if fr_on else "",
                "val_clean": round(val_clean, 4), f"val_pgd{spec.val_steps}": round(val_pgd, 4),
-               "epoch_seconds": round(seconds, 3), "images_per_second": round(n / max(seconds, 1e-9), 1)}
+               **self._test_curve(candidate), "epoch_seconds": round(seconds, 3),
+               "images_per_second": round(n / max(seconds, 1e-9), 1)}
         score = val_pgd if spec.base in ADVERSARIAL_BASES else val_clean  # natural training: best clean accuracy
         if spec.swa and self.epoch == spec.first_decay:
             self.best["score"] = -1.0  # an SWA run reports one of its SWA models
@@ -196,6 +200,14 @@ class Trainer:
         self.metrics.append(row)
         self.epoch += 1
         return row
+
+    def _test_curve(self, model) -> dict:
+        """Clean and PGD accuracy on the first ``test_curve_limit`` test images, for the training-curve figure
+        (workshop Figure 3); its own generator, so the training RNG stream is untouched."""
+        if not len(self.x_test):
+            return {}
+        clean, pgd = validate(model, self.x_test, self.y_test, self.spec)
+        return {"test_clean": round(clean, 4), f"test_pgd{self.spec.val_steps}": round(pgd, 4)}
 
     def swa_model(self) -> torch.nn.Module:
         """Fold this epoch's weights into the SWA average, then re-estimate its BatchNorm statistics with one
@@ -261,7 +273,7 @@ def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix
                                   f"delete it so it is rebuilt")
         trainer.load_state_dict(st, branch=True)
         log(f"branching {spec.method} from {prefix} at epoch {trainer.epoch}")
-    log(f"{spec.dataset}/{spec.arch}/{spec.method}/seed{spec.seed} on {device}: {len(data.x_train)} train, "
+    log(f"{spec.dataset}/{spec.arch}/{spec.method}/seed{spec.seed} on {device}: {len(trainer.batches.x)} train, "
         f"{len(trainer.x_val)} val images, epochs {trainer.epoch}..{end - 1}")
     while trainer.epoch < end:
         row = trainer.train_epoch()

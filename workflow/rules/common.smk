@@ -1,7 +1,8 @@
 # Config checks, wildcard constraints, path helpers and input functions shared by every rule.
 from snakemake.utils import validate
 
-from specrobust.config import DATASETS, check_config, section, train_section
+from specrobust.config import (DATASETS, bandwidth_step, check_config, number, point_name, section,
+                               train_section, with_point)
 from specrobust.errors import ConfigError
 from specrobust.methods import ALIASES, BASES, parse_method
 
@@ -24,6 +25,8 @@ wildcard_constraints:
     seed=r"\d+",
     attack="|".join(config["evaluation"]["attacks"]),
     table="|".join(config["tables"]),
+    point=r"lam~[0-9]+(\.[0-9]+)?|distance~(l1|l2|cosine)|fft~(batch2d|per_sample)",  # an ablation point
+    ablation="|".join(config.get("ablations") or {}) or "none",
 
 
 RES = config.get("resources") or {}
@@ -133,3 +136,66 @@ def external_models():
 
 def external_results():
     return eval_results(external_models(), config["tables"]["table2"]["columns"])
+
+
+# ---- analysis.smk: paths and inputs of the frequency analyses
+AN = config["analysis"]
+MODEL_DIR = "results/models/{dataset}/{arch}/{method}/seed{seed}"
+ANALYSIS_DIR = "results/analysis/{dataset}/{arch}/{method}/seed{seed}"
+FIGURE_KINDS = "figure1|figure2|figure3|figure4|kernels"
+
+
+def analysis_file(dataset, method, name):
+    return f"results/analysis/{dataset}/{AN['arch']}/{method}/seed{AN['seed']}/{name}"
+
+
+def figure(stem):
+    return multiext(f"results/figures/{stem}", ".png", ".pdf")
+
+
+def figure_targets():
+    """Every figure the analysis section asks for (the report links them all)."""
+    per_dataset = [f"results/figures/{k}_{d}.png" for d in AN["datasets"] for k in FIGURE_KINDS.split("|")]
+    per_table = [f"results/figures/{k}_{t}.png" for t in AN["curves"] for k in ("training_curves", "eps_curves")]
+    return per_dataset + per_table
+
+
+def first_seed_models(table):
+    return list(dict.fromkeys((d, a, m, config["tables"][table]["seeds"][0]) for d, a, m, _ in table_models(table)))
+
+
+# ---- ablations.smk: the points of each ablation
+ABL = config.get("ablations") or {}
+POINT_DIR = "results/ablations/{dataset}/{arch}/{method}/{point}/seed{seed}"
+
+
+def ablation_points(name):
+    a = ABL[name]
+    return [f"results/ablations/{a['dataset']}/{a['arch']}/{a['method']}/{point_name(a['param'], v)}/seed{a['seed']}"
+            for v in a["values"]]
+
+
+def ablation_baseline(name):
+    a = ABL[name]
+    return f"results/models/{a['dataset']}/{a['arch']}/{a['baseline']}/seed{a['seed']}"
+
+
+def ablation_inputs(name):
+    a, base = ABL[name], ablation_baseline(name)
+    evals = [f"{base.replace('results/models', 'results/eval')}/{c}.json" for c in a["columns"]]
+    return {"baseline": evals, "baseline_metrics": f"{base}/metrics.csv",
+            "points": [f"{p}/eval/{c}.json" for p in ablation_points(name) for c in a["columns"]],
+            "metrics": [f"{p}/metrics.csv" for p in ablation_points(name)]}
+
+
+# ---- report.smk: what the paper comparison joins
+def compared_tables():
+    """Our tables that name a published table, plus the two low-pass tables."""
+    named = {t: c["paper"] for t, c in config["tables"].items() if c.get("paper")}
+    return named | {"table1": {"source": "001", "table": "Table 1"},
+                    "aaai_table1": {"source": "000", "table": "Table 1"}}
+
+
+def study_eps():
+    datasets = {d for t in config["tables"].values() for d in t["datasets"]} | set(AN["datasets"])
+    return {d: number(train_section(config, d)["eps"]) for d in sorted(datasets)}

@@ -30,7 +30,7 @@ rule sanity_table:
     input:
         sanity_inputs(),
     output:
-        csv="results/sanity.csv",
+        csv=report("results/sanity.csv", category="0. Overview", caption="../report/sanity.rst"),
         md="results/sanity.md",
     log:
         "results/logs/sanity_table.log",

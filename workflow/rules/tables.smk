@@ -3,7 +3,8 @@ rule table:
         results=lambda w: table_results(w.table),
         sanity=lambda w: sanity_of(table_models(w.table)),
     output:
-        csv="results/{table}.csv",
+        csv=report("results/{table}.csv", category="3. Tables", labels={"table": "{table}"},
+                   caption="../report/table.rst"),
         md="results/{table}.md",
     log:
         "results/logs/{table}.log",

@@ -2,7 +2,8 @@
 from specrobust.script import run
 from specrobust.tables import write_table
 
-LABELS = {"clean": "Clean", "fgsm": "FGSM", "pgd20": "PGD-20", "pgd50": "PGD-50", "cw": "C&W", "aa": "AA"}
+LABELS = {"clean": "Clean", "fgsm": "FGSM", "pgd20": "PGD-20", "pgd50": "PGD-50", "cw": "C&W", "aa": "AA",
+          "deepfool_l2": "DF (L2)", "deepfool_linf": "DF (L-inf)", "adef": "ADef", "salt_pepper": "S&P"}
 
 
 def main(sm, log):

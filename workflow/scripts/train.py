@@ -1,4 +1,5 @@
-"""Rules train_prefix and train: one run spec from config + wildcards, then specrobust.train."""
+"""Rules train_prefix, train and train_ablation: one run spec from config + wildcards, then specrobust.train."""
+from specrobust.config import with_point
 from specrobust.data import load_prepared
 from specrobust.script import run
 from specrobust.spec import run_spec
@@ -8,7 +9,8 @@ from specrobust.train import train
 def main(sm, log):
     w = sm.wildcards
     prefix_rule = sm.rule == "train_prefix"
-    spec = run_spec(sm.config, w.dataset, w.arch, w.prefix if prefix_rule else w.method, int(w.seed))
+    config = with_point(sm.config, w.method, w.point) if sm.rule == "train_ablation" else sm.config
+    spec = run_spec(config, w.dataset, w.arch, w.prefix if prefix_rule else w.method, int(w.seed))
     train(spec, load_prepared(sm.input.data, w.dataset), sm.output.model, sm.output.metrics, sm.params.workdir,
           prefix=None if prefix_rule else sm.input.get("prefix"), stop_at_first_decay=prefix_rule, log=log)
 

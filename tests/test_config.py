@@ -4,7 +4,7 @@ import yaml
 from conftest import ROOT, SCHEMA
 from specrobust.config import check_config, deep_merge, number
 from specrobust.errors import ConfigError
-from specrobust.methods import parse_method
+from specrobust.methods import is_natural, parse_method
 from specrobust.spec import run_spec
 
 
@@ -45,6 +45,12 @@ def test_method_slugs():
     assert parse_method("pgd_at_fr_wa").fr == "wa" and parse_method("pgd_at_fr_wa").base == "pgd_at"
     assert parse_method("pgd_at_fr").fr == "self"
     assert parse_method("natural").fr == "none"
+
+
+def test_natural_reference_models_are_those_trained_with_nothing_against_attacks():
+    """The sanity check "a natural model falls" applies to these only: R(w) (sk_vr) is meant to resist attacks."""
+    assert [m for m in ("natural", "sk_v", "l_model", "sk_vr", "pgd_at", "sk_a", "trades_fr", "external_x")
+            if is_natural(m)] == ["natural", "sk_v", "l_model"]
 
 
 def test_run_spec_applies_dataset_overrides(config):

@@ -17,6 +17,7 @@ CFG = {"tolerance": 1.0, "noise_tolerance": 5.0, "eps_grid": [0.5, 1, 2], "steps
     (sanity.blackbox_not_stronger, (60.0, 50.0, 1.0), (30.0, 50.0, 1.0)),
     (sanity.noise_near_clean, (78.0, 80.0, 5.0), (60.0, 80.0, 5.0)),
     (sanity.natural_breaks, (0.0, 1.0), (35.0, 1.0)),
+    (sanity.learned, (60.0, 10), (10.4, 10)),
     (sanity.crosscheck, (50.0, 50.5, 1.0, "foolbox"), (50.0, 53.0, 1.0, "foolbox")),
 ])
 def test_each_check_passes_and_fails(check, good, bad):
@@ -60,10 +61,21 @@ def by_name(checks):
 def test_sound_natural_model_passes_everything(natural_mlp):
     net, x, y = natural_mlp
     checks = by_name(sanity.run_sanity(net, x, y, 0.15, 0.04, CFG, natural=True))
-    assert len(checks) == 9  # the AutoAttack comparison needs evaluation results, none given here
+    assert len(checks) == 10  # the AutoAttack comparison needs evaluation results, none given here
     failed = [c for c in checks.values() if not c.passed]
     assert not failed, failed
     assert checks["eps_zero_is_clean"].reference > 80  # the model is actually accurate
+
+
+def test_a_collapsed_model_is_caught():
+    """A model stuck at one class (AT-AWP collapsed like this on the quick config) must not pass as "robust"."""
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 10))
+    torch.nn.init.zeros_(net[1].weight)
+    net[1].bias.data = torch.arange(10.0)  # always class 9
+    x, y = torch.rand(40, 1, 2, 2), torch.arange(40) % 10
+    checks = by_name(sanity.run_sanity(net, x, y, 0.1, 0.025, CFG, natural=False))
+    assert not checks["clean_above_chance"].passed and "did not learn" in checks["clean_above_chance"].detail
+    assert checks["pgd10_x2_restarts_not_weaker"].passed  # the robustness checks alone would not notice
 
 
 def test_gradient_masked_model_is_caught(natural_mlp):

@@ -54,22 +54,28 @@ def test_bad_config_gives_one_clear_line_before_any_job(tmp_path, bad, key):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.slow
-def test_tiny_end_to_end_run_builds_table2(tmp_path):
+def tiny_study(tmp_path, **sections) -> dict:
+    """A study on 360 synthetic MNIST-like images with a 4/8/32 small CNN: seconds per job. Writes tiny.yaml."""
     x, y = synthetic_images(360, seed=11)
     xt, yt = synthetic_images(60, seed=12)
     np.savez(tmp_path / "mnist_like.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
     tiny = {
         "data": {"paths": {"mnist": str(tmp_path / "mnist_like.npz")}, "download": False},
-        "train": {"device": "cpu", "epochs": 3, "milestones": [2], "batch_size": 32, "eps": 0.1,
-                  "step_size": 0.05, "steps": 3, "val_steps": 3, "lr": 0.05},
+        "train": {"device": "cpu", "epochs": 3, "milestones": [2], "batch_size": 32, "step_size": 0.05, "steps": 3,
+                  "val_steps": 3, "lr": 0.05, "test_curve_limit": 20},  # MNIST's eps: 0.3 (datasets.mnist)
         "archs": {"small_cnn": {"c1": 4, "c2": 8, "hidden": 32}},
         "resources": {"train": {"threads": 1}, "evaluate": {"threads": 1}},
-        "evaluation": {"n_test": 40, "attacks": {"aa": {"type": "autoattack", "n_test": 12}}},
-        "sanity": {"n_test": 30, "square_queries": 50, "eps_grid": [1, 3]},
         "tables": {"table2": {"datasets": ["mnist"], "archs": ["small_cnn"]}},
+        **sections,
     }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    return tiny
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end_run_builds_table2(tmp_path):
+    tiny = tiny_study(tmp_path, evaluation={"n_test": 40, "attacks": {"aa": {"type": "autoattack", "n_test": 12}}},
+                      sanity={"n_test": 30, "square_queries": 50, "eps_grid": [1, 3]})
     r = snakemake(tmp_path, "--cores", "2", "results/table2.csv", configs=(DEFAULT, tmp_path / "tiny.yaml"))
     assert r.returncode == 0, r.stderr[-3000:]
     table = pd.read_csv(tmp_path / "results/table2.csv")
@@ -220,21 +226,9 @@ def test_training_curves_and_eps_curves_cover_the_table_models(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_analysis_run_builds_table1_figures_kernels_and_curves(tmp_path):
-    x, y = synthetic_images(360, seed=11)
-    xt, yt = synthetic_images(60, seed=12)
-    np.savez(tmp_path / "mnist_like.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
-    tiny = {
-        "data": {"paths": {"mnist": str(tmp_path / "mnist_like.npz")}, "download": False},
-        "train": {"device": "cpu", "epochs": 3, "milestones": [2], "batch_size": 32, "eps": 0.1, "step_size": 0.05,
-                  "steps": 3, "val_steps": 3, "lr": 0.05, "test_curve_limit": 20},
-        "archs": {"small_cnn": {"c1": 4, "c2": 8, "hidden": 32}},
-        "resources": {"train": {"threads": 1}, "evaluate": {"threads": 1}},
-        "tables": {"table2": {"datasets": ["mnist"], "archs": ["small_cnn"]}},
-        "analysis": {"datasets": ["mnist"], "aaai_datasets": ["mnist"], "arch": "small_cnn", "n_test": 40,
-                     "heatmap": {"n_test": 10, "v": 4.0, "stride": 2}, "curves": ["table2"], "eps_n_test": 20,
-                     "eps_multiples": [0, 1, 4]},  # MNIST: eps 0.3
-    }
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    tiny_study(tmp_path, analysis={"datasets": ["mnist"], "aaai_datasets": ["mnist"], "arch": "small_cnn",
+                                   "n_test": 40, "heatmap": {"n_test": 10, "v": 4.0, "stride": 2},
+                                   "curves": ["table2"], "eps_n_test": 20, "eps_multiples": [0, 1, 4]})
     figs = [f"results/figures/{k}_mnist.png" for k in ("figure1", "figure2", "figure3", "figure4", "kernels")]
     figs += [f"results/figures/{k}_table2.pdf" for k in ("training_curves", "eps_curves")]
     r = snakemake(tmp_path, "--cores", "2", "results/table1.csv", "results/aaai_table1.csv", "results/kernels.csv",

@@ -62,5 +62,10 @@ def parse_method(slug: str, key: str = "method") -> Method:
 
 
 def is_natural(slug: str) -> bool:
-    """A naturally trained model of ours (external checkpoints are not parsed as methods)."""
-    return not slug.startswith("external_") and not parse_method(slug).adversarial
+    """A model of ours trained with nothing that aims at robustness (natural, sk_v, the L-model), the reference that
+    any sound attack must break; not the smoothness-regularized sk_vr, whose R(w) is meant to resist attacks.
+    External checkpoints are not parsed as methods."""
+    if slug.startswith("external_"):
+        return False
+    m = parse_method(slug)
+    return not m.adversarial and not m.sk

@@ -84,6 +84,14 @@ def noise_near_clean(acc_noise: float, clean: float, tol: float) -> Check:
                  + ("" if ok else ": the model is fragile to noise, robust numbers would be meaningless"))
 
 
+def learned(clean: float, classes: int) -> Check:
+    """A model at chance makes every robust accuracy, and every other check, meaningless: demand 1.5x chance."""
+    chance = 100.0 / classes
+    return Check("clean_above_chance", clean > 1.5 * chance, clean, chance, 0.5 * chance,
+                 f"clean accuracy {clean:.2f}% vs chance {chance:.2f}% ({classes} classes)"
+                 + ("" if clean > 1.5 * chance else ": the model did not learn (diverged or collapsed training)"))
+
+
 def natural_breaks(acc_pgd20: float, limit: float) -> Check:
     """A naturally trained model has no robustness: PGD-20 must drive it to about 0%."""
     ok = acc_pgd20 <= limit
@@ -135,6 +143,8 @@ def run_sanity(model, x, y, eps: float, step_size: float, cfg: dict, natural: bo
         pgd = lambda e, st=steps, r=1: (lambda m, xb, yb: attacks.pgd(  # noqa: E731
             m, xb, yb, e, max(step_size, e / 4), st, restarts=r))
         clean = _acc(model, x, y, lambda m, xb, yb: xb, batch_size)
+        with torch.no_grad():
+            out.append(learned(clean, model(x[:1]).shape[1]))
         out.append(eps_zero(_acc(model, x, y, pgd(0.0), batch_size), clean))
         grid = [float(k) * eps for k in cfg["eps_grid"]] + [1.0]
         accs = [_acc(model, x, y, pgd(e), batch_size) for e in grid]

@@ -39,3 +39,25 @@ def synthetic_npz(tmp_path):
 def _deterministic():
     torch.manual_seed(0)
     torch.set_num_threads(2)
+
+
+def saved_tiny_run(tmp_path, method: str, n: int, test_index=None):
+    """A random 12 px small-CNN checkpoint (``model.pt``) and a prepared data set (``d.npz``) of n random images,
+    as the evaluation rules read them. Returns (model_path, data_path)."""
+    from specrobust.io import atomic_savez, atomic_torch_save
+    from specrobust.models import build_model
+
+    model = build_model("small_cnn", 10, 1, 12, [0.5], [0.25], c1=2, c2=2, hidden=8)
+    meta = {"arch": "small_cnn", "arch_options": {"c1": 2, "c2": 2, "hidden": 8}, "num_classes": 10,
+            "in_channels": 1, "image_size": 12, "mean": [0.5], "std": [0.25], "dataset": "mnist",
+            "method": method, "seed": 0, "eps": 0.1, "step_size": 0.05, "epoch": 3, "val_pgd": 1.0}
+    atomic_torch_save({"model": model.state_dict(), "meta": meta}, tmp_path / "model.pt")
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 255, (n, 12, 12, 1), dtype=np.uint8), rng.integers(0, 10, n)
+    atomic_savez(tmp_path / "d.npz", x_train=x, y_train=y, x_val=x, y_val=y, x_test=x, y_test=y,
+                 train_index=np.arange(n), val_index=np.arange(n),
+                 test_index=np.arange(n) if test_index is None else np.asarray(test_index),
+                 mean=np.array([0.5], np.float32), std=np.array([0.25], np.float32), num_classes=np.int64(10),
+                 split_seed=np.int64(0))
+    return tmp_path / "model.pt", tmp_path / "d.npz"
+

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import saved_tiny_run
 from specrobust import attacks, evaluate
 from specrobust.io import atomic_torch_save
 
@@ -54,20 +55,7 @@ def test_autoattack_breakdown_and_resume(tmp_path, monkeypatch):
 
 
 def test_run_evaluation_writes_json_and_per_example(tmp_path):
-    from specrobust.io import atomic_savez
-    from specrobust.models import build_model
-    model = build_model("small_cnn", 10, 1, 12, [0.5], [0.25], c1=2, c2=2, hidden=8)
-    meta = {"arch": "small_cnn", "arch_options": {"c1": 2, "c2": 2, "hidden": 8}, "num_classes": 10,
-            "in_channels": 1, "image_size": 12, "mean": [0.5], "std": [0.25], "dataset": "mnist",
-            "method": "pgd_at", "seed": 0, "eps": 0.1, "step_size": 0.05, "epoch": 3, "val_pgd": 1.0}
-    atomic_torch_save({"model": model.state_dict(), "meta": meta}, tmp_path / "model.pt")
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 255, (30, 12, 12, 1), dtype=np.uint8)
-    y = rng.integers(0, 10, 30)
-    atomic_savez(tmp_path / "d.npz", x_train=x, y_train=y, x_val=x, y_val=y, x_test=x, y_test=y,
-                 train_index=np.arange(30), val_index=np.arange(30), test_index=np.arange(100, 130),
-                 mean=np.array([0.5], np.float32), std=np.array([0.25], np.float32), num_classes=np.int64(10),
-                 split_seed=np.int64(0))
+    saved_tiny_run(tmp_path, "pgd_at", 30, test_index=np.arange(100, 130))
     r = evaluate.run_evaluation(tmp_path / "model.pt", tmp_path / "d.npz", "pgd20",
                                 {"type": "pgd", "steps": 3, "step_size": "1/40"}, tmp_path / "o.json",
                                 tmp_path / "o.npz", n_test=20, log=lambda m: None)

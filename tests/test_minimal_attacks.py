@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import saved_tiny_run
 from specrobust import evaluate, minimal_attacks as ma
 from specrobust.io import ConfigError
 
@@ -198,19 +199,7 @@ def test_make_attack_rejects_bad_entries(cfg, token):
 def test_unbounded_evaluation_reports_no_eps(tmp_path):
     """An unbounded attack's JSON says eps null (not the run's eps), and the table note says so."""
     from specrobust import tables
-    from specrobust.io import atomic_savez, atomic_torch_save
-    from specrobust.models import build_model
-    model = build_model("small_cnn", 10, 1, 12, [0.5], [0.25], c1=2, c2=2, hidden=8)
-    meta = {"arch": "small_cnn", "arch_options": {"c1": 2, "c2": 2, "hidden": 8}, "num_classes": 10,
-            "in_channels": 1, "image_size": 12, "mean": [0.5], "std": [0.25], "dataset": "mnist",
-            "method": "sk_v", "seed": 0, "eps": 0.1, "step_size": 0.05, "epoch": 3, "val_pgd": 1.0}
-    atomic_torch_save({"model": model.state_dict(), "meta": meta}, tmp_path / "model.pt")
-    rng = np.random.default_rng(0)
-    x, y = rng.integers(0, 255, (10, 12, 12, 1), dtype=np.uint8), rng.integers(0, 10, 10)
-    atomic_savez(tmp_path / "d.npz", x_train=x, y_train=y, x_val=x, y_val=y, x_test=x, y_test=y,
-                 train_index=np.arange(10), val_index=np.arange(10), test_index=np.arange(10),
-                 mean=np.array([0.5], np.float32), std=np.array([0.25], np.float32), num_classes=np.int64(10),
-                 split_seed=np.int64(0))
+    saved_tiny_run(tmp_path, "sk_v", 10)
     r = evaluate.run_evaluation(tmp_path / "model.pt", tmp_path / "d.npz", "deepfool_linf",
                                 {"type": "deepfool_linf", "unbounded": True}, tmp_path / "o.json",
                                 tmp_path / "o.npz", log=lambda m: None)

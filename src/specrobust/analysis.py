@@ -13,7 +13,7 @@ import torch
 
 from . import attacks
 from .config import number
-from .evaluate import correct_under, fp32_eval, load_model, make_attack
+from .evaluate import accuracy, fp32_eval, load_test_set, make_attack
 from .io import atomic_savez, atomic_write_text
 from .spectral import fourier_heatmap, high_pass, low_pass, perturbation_spectrum
 
@@ -23,19 +23,6 @@ def bandwidths(size: int, step: int) -> list[int]:
     if step < 1 or size % step:
         raise ValueError(f"bandwidth step {step} must divide the image size {size}")
     return list(range(step, size + 1, step))
-
-
-def _accuracy(model, x, y, batch_size) -> float:
-    return 100 * correct_under(model, x, y, lambda m, xb, yb: xb, batch_size).float().mean().item()
-
-
-def _load(model_path, data_path, n_test, device):
-    from .data import load_prepared, to_tensor
-
-    model, meta = load_model(model_path, device)
-    data = load_prepared(data_path)
-    n = len(data.x_test) if n_test is None else min(int(n_test), len(data.x_test))
-    return model, meta, to_tensor(data.x_test[:n], device), torch.as_tensor(data.y_test[:n], device=device)
 
 
 def spectral_analysis(model, x, y, attack, ks: list[int], figure_k: int = 8, batch_size: int = 500,
@@ -51,7 +38,7 @@ def spectral_analysis(model, x, y, attack, ks: list[int], figure_k: int = 8, bat
         delta = adv - x
 
         def acc(inputs):
-            return _accuracy(model, inputs, y, batch_size)
+            return accuracy(model, inputs, y, lambda m, xb, yb: xb, batch_size)
 
         out = {
             "bandwidths": np.array(ks),
@@ -75,7 +62,7 @@ def spectral_analysis(model, x, y, attack, ks: list[int], figure_k: int = 8, bat
 def run_spectral(model_path, data_path, out_npz, attack_cfg: dict, step: int, n_test=None, figure_k: int = 8,
                  batch_size: int = 500, seed: int = 0, device="cpu", log=print) -> dict:
     """Rule ``spectral``: the analysis of one selected checkpoint under the configured PGD-20 at its eps."""
-    model, meta, x, y = _load(model_path, data_path, n_test, device)
+    model, meta, _, x, y = load_test_set(model_path, data_path, n_test, device)
     ks = bandwidths(x.shape[-1], step)
     eps = number(attack_cfg.get("eps", meta["eps"]))
     out = spectral_analysis(model, x, y, make_attack(attack_cfg, meta["eps"], "pgd20"), ks, figure_k, batch_size,
@@ -90,7 +77,7 @@ def run_spectral(model_path, data_path, out_npz, attack_cfg: dict, step: int, n_
 def run_heatmap(model_path, data_path, out_npz, v: float, n_test=None, stride: int = 1, batch_size: int = 500,
                 seed: int = 0, device="cpu", log=print) -> np.ndarray:
     """Rule ``heatmap``: Fourier heat map (error rate in % per centred frequency) of one checkpoint."""
-    model, meta, x, y = _load(model_path, data_path, n_test, device)
+    model, meta, _, x, y = load_test_set(model_path, data_path, n_test, device)
     g = torch.Generator().manual_seed(seed)
     error = 100 * fourier_heatmap(model, x, y, v, batch_size=batch_size, generator=g, freqs=stride).numpy()
     atomic_savez(out_npz, error=error, v=v, n=len(x), stride=stride, dataset=meta["dataset"], arch=meta["arch"],
@@ -103,19 +90,18 @@ def run_heatmap(model_path, data_path, out_npz, v: float, n_test=None, stride: i
 def run_eps_curve(model_path, data_path, out_csv, multiples: list[float], n_test=None, steps: int = 20,
                   batch_size: int = 500, seed: int = 0, device="cpu", log=print):
     """Rule ``eps_curve``: PGD-``steps`` accuracy at multiples of the run's eps, step eps/4 (2/255 at 8/255)."""
-    model, meta, x, y = _load(model_path, data_path, n_test, device)
-    rows = ["multiple,eps,accuracy,n"]
+    model, meta, _, x, y = load_test_set(model_path, data_path, n_test, device)
+    points = []
     with fp32_eval(model):
         for mult in multiples:
             eps = float(mult) * meta["eps"]
             g = torch.Generator().manual_seed(seed)
             attack = (lambda m, xb, yb: xb) if eps == 0 else (  # noqa: E731
                 lambda m, xb, yb, e=eps: attacks.pgd(m, xb, yb, e, e / 4, steps, generator=g))
-            acc = 100 * correct_under(model, x, y, attack, batch_size).float().mean().item()
-            rows.append(f"{mult},{eps:.6g},{acc:.4f},{len(x)}")
+            points.append((mult, eps, accuracy(model, x, y, attack, batch_size)))
+    rows = ["multiple,eps,accuracy,n"] + [f"{mult},{eps:.6g},{acc:.4f},{len(x)}" for mult, eps, acc in points]
     atomic_write_text(out_csv, "\n".join(rows) + "\n")
-    log(f"{meta['dataset']}/{meta['method']}: " + "; ".join(r.split(",")[1] + " -> " + r.split(",")[2]
-                                                          for r in rows[1:]))
+    log(f"{meta['dataset']}/{meta['method']}: " + "; ".join(f"{eps:.6g} -> {acc:.4f}" for _, eps, acc in points))
 
 
 def first_conv_weight(model_path) -> np.ndarray:

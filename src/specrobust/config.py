@@ -77,6 +77,19 @@ def bandwidth_step(config: dict, dataset: str) -> int:
     return int(steps.get(dataset, steps["default"]))
 
 
+def require_attack(config: dict, name: str, key: str) -> None:
+    """``name`` (found at config key ``key``) must be an entry of ``evaluation.attacks``."""
+    if name not in config["evaluation"]["attacks"]:
+        raise ConfigError(f"{key} = {name!r} is not an attack in evaluation.attacks "
+                          f"({', '.join(config['evaluation']['attacks'])})")
+
+
+def require_table(config: dict, name: str, key: str) -> None:
+    """``name`` (found at config key ``key``) must be an entry of ``tables``."""
+    if name not in config["tables"]:
+        raise ConfigError(f"{key} = {name!r} is not a table in tables ({', '.join(config['tables'])})")
+
+
 def check_analysis(config: dict) -> None:
     """Cross-key rules of the ``analysis`` section (the schema checks each value alone)."""
     a = config["analysis"]
@@ -85,12 +98,9 @@ def check_analysis(config: dict) -> None:
     for i, m in enumerate(a["aaai_methods"]):
         parse_method(m, f"analysis.aaai_methods[{i}]")
     parse_method(a["robust"], "analysis.robust")
-    if a["attack"] not in config["evaluation"]["attacks"]:
-        raise ConfigError(f"analysis.attack = {a['attack']!r} is not an attack in evaluation.attacks "
-                          f"({', '.join(config['evaluation']['attacks'])})")
+    require_attack(config, a["attack"], "analysis.attack")
     for i, t in enumerate(a["curves"]):
-        if t not in config["tables"]:
-            raise ConfigError(f"analysis.curves[{i}] = {t!r} is not a table in tables ({', '.join(config['tables'])})")
+        require_table(config, t, f"analysis.curves[{i}]")
     for ds in dict.fromkeys(a["datasets"] + a["aaai_datasets"]):
         step = bandwidth_step(config, ds)
         if IMAGE_SIZE[ds] % step:
@@ -142,8 +152,7 @@ def check_ablations(config: dict) -> None:
             except ConfigError as err:
                 raise ConfigError(f"ablations.{name}.values[{i}]: {err}") from None
         for i, c in enumerate(a["columns"]):
-            if c not in config["evaluation"]["attacks"]:
-                raise ConfigError(f"ablations.{name}.columns[{i}] = {c!r} is not an attack in evaluation.attacks")
+            require_attack(config, c, f"ablations.{name}.columns[{i}]")
 
 
 def check_config(config: dict, schema_path) -> None:
@@ -153,19 +162,15 @@ def check_config(config: dict, schema_path) -> None:
         for i, m in enumerate(t["methods"]):
             parse_method(m, f"tables.{name}.methods[{i}]")
         for i, c in enumerate(t["columns"]):
-            if c not in config["evaluation"]["attacks"]:
-                raise ConfigError(f"tables.{name}.columns[{i}] = {c!r} is not an attack in evaluation.attacks "
-                                  f"({', '.join(config['evaluation']['attacks'])})")
+            require_attack(config, c, f"tables.{name}.columns[{i}]")
     check_analysis(config)
     check_ablations(config)
     for i, t in enumerate(config["sanity"].get("tables", [])):
-        if t not in config["tables"]:
-            raise ConfigError(f"sanity.tables[{i}] = {t!r} is not a table in tables ({', '.join(config['tables'])})")
+        require_table(config, t, f"sanity.tables[{i}]")
     used_datasets = sorted({d for t in config["tables"].values() for d in t["datasets"]})
     used_methods = sorted({m for t in config["tables"].values() for m in t["methods"]})
     for i, c in enumerate(config["sanity"]["compare"]):
-        if c not in config["evaluation"]["attacks"]:
-            raise ConfigError(f"sanity.compare[{i}] = {c!r} is not an attack in evaluation.attacks")
+        require_attack(config, c, f"sanity.compare[{i}]")
     for name, a in config["evaluation"]["attacks"].items():
         for k in ("eps", "step_size"):
             if k in a:

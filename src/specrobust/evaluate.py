@@ -77,6 +77,11 @@ def correct_under(model, x, y, attack, batch_size: int) -> torch.Tensor:
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
 
+def accuracy(model, x, y, attack, batch_size: int) -> float:
+    """Accuracy (%) of ``model`` on ``attack(model, x, y)``."""
+    return 100 * correct_under(model, x, y, attack, batch_size).float().mean().item()
+
+
 def load_model(path, device="cpu"):
     """Rebuild a model from a ``model.pt`` written by training (state_dict + meta), weights_only."""
     ckpt = load_checkpoint(path)
@@ -117,15 +122,22 @@ def _aa_attacks(cfg) -> list[str]:
     return list(AutoAttack(torch.nn.Identity(), version=cfg.get("version", "standard")).attacks_to_run)
 
 
-def run_evaluation(model_path, data_path, attack_name: str, attack_cfg: dict, out_json, out_npz, n_test=None,
-                   batch_size: int = 500, seed: int = 0, device: str = "cpu", log=print) -> dict:
-    """Evaluate one selected checkpoint under one attack on the first ``n_test`` test images."""
+def load_test_set(model_path, data_path, n_test=None, device="cpu"):
+    """A checkpoint and the first ``n_test`` test images (all if None) of its prepared data set, on ``device``:
+    what every reported evaluation, sanity check and analysis starts from. Returns model, meta, data, x, y."""
     from .data import load_prepared, to_tensor
 
     model, meta = load_model(model_path, device)
     data = load_prepared(data_path)
     n = len(data.x_test) if n_test is None else min(int(n_test), len(data.x_test))
-    x, y = to_tensor(data.x_test[:n], device), torch.as_tensor(data.y_test[:n], device=device)
+    return model, meta, data, to_tensor(data.x_test[:n], device), torch.as_tensor(data.y_test[:n], device=device)
+
+
+def run_evaluation(model_path, data_path, attack_name: str, attack_cfg: dict, out_json, out_npz, n_test=None,
+                   batch_size: int = 500, seed: int = 0, device: str = "cpu", log=print) -> dict:
+    """Evaluate one selected checkpoint under one attack on the first ``n_test`` test images."""
+    model, meta, data, x, y = load_test_set(model_path, data_path, n_test, device)
+    n = len(x)
     t0 = time.time()
     state = Path(str(out_json) + ".aa_state.pt") if attack_cfg.get("type") == "autoattack" else None
     flags, extra = evaluate_attack(model, x, y, attack_cfg, attack_name, meta["eps"], batch_size, seed, state)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import attacks
-from .evaluate import correct_under, fp32_eval
+from .evaluate import accuracy, fp32_eval
 
 
 @dataclass
@@ -106,10 +106,6 @@ def crosscheck(ours: float, theirs: float, tol: float, library: str) -> Check:
 
 
 # ------------------------------------------------------------------------------------------ measurements
-def _acc(model, x, y, attack, batch_size) -> float:
-    return 100 * correct_under(model, x, y, attack, batch_size).float().mean().item()
-
-
 def foolbox_pgd_accuracy(model, x, y, eps, step_size, steps, batch_size) -> float:
     """Robust accuracy under foolbox 3's LinfPGD without random start (an independent implementation)."""
     import foolbox as fb
@@ -129,7 +125,7 @@ def square_accuracy(model, x, y, eps, queries: int, seed: int, batch_size: int) 
 
     sq = SquareAttack(model, p_init=0.8, n_queries=queries, eps=eps, norm="Linf", n_restarts=1, seed=seed,
                       verbose=False, device=x.device)
-    return _acc(model, x, y, lambda m, xb, yb: sq.perturb(xb, yb), batch_size)
+    return accuracy(model, x, y, lambda m, xb, yb: sq.perturb(xb, yb), batch_size)
 
 
 def run_sanity(model, x, y, eps: float, step_size: float, cfg: dict, natural: bool, evaluated: dict | None = None,
@@ -142,26 +138,26 @@ def run_sanity(model, x, y, eps: float, step_size: float, cfg: dict, natural: bo
     with fp32_eval(model):
         pgd = lambda e, st=steps, r=1: (lambda m, xb, yb: attacks.pgd(  # noqa: E731
             m, xb, yb, e, max(step_size, e / 4), st, restarts=r))
-        clean = _acc(model, x, y, lambda m, xb, yb: xb, batch_size)
+        clean = accuracy(model, x, y, lambda m, xb, yb: xb, batch_size)
         with torch.no_grad():
             out.append(learned(clean, model(x[:1]).shape[1]))
-        out.append(eps_zero(_acc(model, x, y, pgd(0.0), batch_size), clean))
+        out.append(eps_zero(accuracy(model, x, y, pgd(0.0), batch_size), clean))
         grid = [float(k) * eps for k in cfg["eps_grid"]] + [1.0]
-        accs = [_acc(model, x, y, pgd(e), batch_size) for e in grid]
+        accs = [accuracy(model, x, y, pgd(e), batch_size) for e in grid]
         out.append(monotone(grid, accs, tol))
         out.append(unbounded(accs[-1], tol))
-        base = _acc(model, x, y, pgd(eps), batch_size)
-        out.append(more_steps(base, _acc(model, x, y, pgd(eps, 5 * steps), batch_size), tol, f"pgd{5 * steps}"))
-        out.append(more_steps(base, _acc(model, x, y, pgd(eps, steps, int(cfg["restarts"])), batch_size), tol,
+        base = accuracy(model, x, y, pgd(eps), batch_size)
+        out.append(more_steps(base, accuracy(model, x, y, pgd(eps, 5 * steps), batch_size), tol, f"pgd{5 * steps}"))
+        out.append(more_steps(base, accuracy(model, x, y, pgd(eps, steps, int(cfg["restarts"])), batch_size), tol,
                               f"pgd{steps}_x{cfg['restarts']}_restarts"))
         noise = lambda m, xb, yb: (xb + eps * torch.randint_like(xb, 0, 2).mul_(2).sub_(1)).clamp_(0, 1)  # noqa: E731
-        out.append(noise_near_clean(_acc(model, x, y, noise, batch_size), clean, float(cfg["noise_tolerance"])))
-        whitebox = min(base, _acc(model, x, y, lambda m, xb, yb: attacks.cw_inf(m, xb, yb, eps, step_size, 30),
-                                  batch_size))
+        out.append(noise_near_clean(accuracy(model, x, y, noise, batch_size), clean, float(cfg["noise_tolerance"])))
+        whitebox = min(base, accuracy(model, x, y, lambda m, xb, yb: attacks.cw_inf(m, xb, yb, eps, step_size, 30),
+                                      batch_size))
         out.append(blackbox_not_stronger(square_accuracy(model, x, y, eps, int(cfg["square_queries"]), seed,
                                                          batch_size), whitebox, tol))
-        ours = _acc(model, x, y, lambda m, xb, yb: attacks.pgd(m, xb, yb, eps, step_size, steps, random_start=False),
-                    batch_size)
+        ours = accuracy(model, x, y,
+                        lambda m, xb, yb: attacks.pgd(m, xb, yb, eps, step_size, steps, random_start=False), batch_size)
         out.append(crosscheck(ours, foolbox_pgd_accuracy(model, x, y, eps, step_size, steps, batch_size),
                               float(cfg["crosscheck_tolerance"]), "foolbox"))
         if natural:

@@ -38,7 +38,7 @@ rule evaluate_ablation:
         f"{POINT_DIR}/eval/{{attack}}.log",
     params:
         attack=lambda w: config["evaluation"]["attacks"][w.attack],
-        n_test=lambda w: config["evaluation"]["attacks"][w.attack].get("n_test", config["evaluation"].get("n_test")),
+        n_test=lambda w: attack_n_test(w.attack),
     threads: threads_for("evaluate")
     resources:
         gpu=gpus("evaluate"),

@@ -86,6 +86,11 @@ def eval_mem(w):
     return int(per_arch("evaluate", "mem_mb", w.arch, 32000))
 
 
+def attack_n_test(attack):
+    """Test images an attack runs on: its own n_test, else evaluation.n_test."""
+    return config["evaluation"]["attacks"][attack].get("n_test", config["evaluation"].get("n_test"))
+
+
 def train_inputs(wildcards):
     """The prepared data and, for runs that branch at the first LR decay, the base objective's prefix."""
     inputs = {"data": f"results/data/{wildcards.dataset}.npz"}

@@ -1,10 +1,8 @@
 """Rule sanity: measure and judge the sanity checks of one model -> one CSV row per check."""
 import numpy as np
 import pandas as pd
-import torch
 
-from specrobust.data import load_prepared, to_tensor
-from specrobust.evaluate import load_model
+from specrobust.evaluate import load_test_set
 from specrobust.io import atomic_write_text
 from specrobust.methods import is_natural
 from specrobust.sanity import run_sanity
@@ -15,10 +13,8 @@ from specrobust.train import resolve_device
 def main(sm, log):
     device = resolve_device(sm.config["train"]["device"])
     cfg = sm.params.sanity
-    model, meta = load_model(sm.input.model, device)
-    data = load_prepared(sm.input.data)
-    n = min(int(cfg["n_test"]), len(data.x_test))
-    x, y = to_tensor(data.x_test[:n], device), torch.as_tensor(data.y_test[:n], device=device)
+    model, meta, _, x, y = load_test_set(sm.input.model, sm.input.data, int(cfg["n_test"]), device)
+    n = len(x)
     evaluated = {a: np.load(p)["correct"] for a, p in zip(cfg["compare"], sm.input.evaluated)}
     checks = run_sanity(model, x, y, meta["eps"], meta.get("step_size", 2 / 255), cfg,
                         natural=is_natural(meta["method"]), evaluated=evaluated,

@@ -113,3 +113,18 @@ def test_paper_comparison_matches_cells_converts_fractions_and_states_the_scale(
                      (25.0, 30.0, 5.0)}
     assert set(out["scale"]) == {"quick"} and set(out["our_eps"]) == {"0.03137", "0.1"}
     assert "Scale: **quick**" in (tmp_path / "c.md").read_text()
+
+
+def test_paper_comparison_with_no_published_counterpart_says_so(tmp_path):
+    """A run on data the papers never used (the tiny synthetic MNIST of the tests, say) still gets its files."""
+    ref = tmp_path / "ref.csv"
+    pd.DataFrame([["001_x.txt", "Table 2", "cifar10", "resnet18", "pgd_at", "pgd20", "eps=8/255", 52.0]],
+                 columns=["source", "table", "dataset", "arch", "method", "metric", "setting", "value"]).to_csv(ref,
+                                                                                                            index=False)
+    pd.DataFrame({"dataset": ["mnist"], "arch": ["small_cnn"], "method": ["pgd_at"], "pgd20": [60.0]}).to_csv(
+        tmp_path / "t2.csv", index=False)
+    out = write_comparison({"table2": (tmp_path / "t2.csv", {"source": "001", "table": "Table 2"})}, ref,
+                           tmp_path / "c.csv", tmp_path / "c.md", "quick", {"mnist": 0.3})
+    assert out.empty and list(pd.read_csv(tmp_path / "c.csv").columns) == list(out.columns)
+    assert "paper_setting" in out.columns and "our_eps" in out.columns
+    assert "No cell of this run has a published counterpart" in (tmp_path / "c.md").read_text()

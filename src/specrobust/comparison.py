@@ -17,6 +17,7 @@ from .io import atomic_write_text
 
 ARCH_ALIASES = {"smallcnn": "small_cnn"}  # the paper numbers' spelling -> ours
 KEY = ["dataset", "arch", "method", "metric"]
+COLUMNS = ["table", "paper_table", "source", *KEY, "paper_setting", "paper", "ours", "diff", "scale"]
 
 
 def reference(path) -> pd.DataFrame:
@@ -53,12 +54,11 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, scale: str) -> pd.DataFrame:
         rows.append(m)
     out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=KEY)
     if out.empty:
-        return pd.DataFrame(columns=["table", "paper_table", "source", *KEY, "setting", "paper", "ours", "diff",
-                                     "scale"])
+        return pd.DataFrame(columns=COLUMNS)
     out["diff"] = (out["ours"] - out["paper"]).round(2)
     out["paper"], out["ours"], out["scale"] = out["paper"].round(2), out["ours"].round(2), scale
     out = out.rename(columns={"setting": "paper_setting"})
-    return out[["table", "paper_table", "source", *KEY, "paper_setting", "paper", "ours", "diff", "scale"]]
+    return out[COLUMNS]
 
 
 def write_comparison(tables: dict[str, tuple[str, dict]], reference_csv, out_csv, out_md, scale: str,

@@ -27,6 +27,12 @@ def test_default_and_quick_configs_are_valid(config):
     ({"train": {"eps": "8/0"}}, "train.eps"),
     ({"train": {"device": "tpu"}}, "train.device"),
     ({"tables": {"table2": {"methods": ["natural_fr"]}}}, "tables.table2.methods"),
+    ({"datasets": {"cifar10": {"methods": {"pgd_att": {"train": {"lr": 0.1}}}}}}, "datasets.cifar10.methods.pgd_att"),
+    ({"datasets": {"cifar10": {"methods": {"sk_a": {"train": {"milestones": [200]}}}}}},
+     "datasets.cifar10.methods.sk_a.train.milestones"),
+    ({"datasets": {"restricted_imagenet": {"evaluation": {"eps": "1/0"}}}}, "datasets.restricted_imagenet.evaluation"),
+    ({"tables": {"smooth_kernels_table1": {"methods_by_dataset": {"mnist": ["sk_q"]}}}},
+     r"tables.smooth_kernels_table1.methods_by_dataset.mnist\[0\]"),
 ])
 def test_bad_configs_are_rejected_with_one_line_naming_the_key(config, change, key):
     with pytest.raises(ConfigError, match=key) as err:
@@ -77,3 +83,26 @@ def test_method_overrides_apply_in_order(config):
     with pytest.raises(ConfigError, match="methods.natural.train.milestones"):
         check_config(deep_merge(config, {"methods": {"natural": {"train": {"epochs": 50, "milestones": [75]}}}}),
                      SCHEMA)
+
+
+def test_one_method_on_one_data_set_is_overridden_last(config):
+    """datasets.<d>.methods.<m> beats methods.<m> and datasets.<d>, and touches neither other data sets nor methods;
+    evaluation gets the same overrides (Restricted ImageNet: attacks at eps 0.05, small batches)."""
+    from specrobust.config import evaluation_section, init_file, train_section
+
+    cfg = deep_merge(config, {"methods": {"sk_a": {"train": {"lr": 0.2}}},
+                              "datasets": {"mnist": {"methods": {"sk_a": {"train": {"lr": 0.3}},
+                                                                 "pgd_at": {"train": {"momentum": 0.5}}}}}})
+    check_config(cfg, SCHEMA)
+    assert train_section(cfg, "mnist", "sk_a")["lr"] == 0.3            # slug on the data set, last
+    assert train_section(cfg, "mnist", "sk_a")["momentum"] == 0.5      # its base on the data set
+    assert train_section(cfg, "cifar10", "sk_a")["lr"] == 0.2          # other data set: methods.<m> only
+    assert train_section(cfg, "mnist", "sk_v")["lr"] == config["train"]["lr"]
+    ev = evaluation_section(cfg, "restricted_imagenet", "sk_ar")
+    assert (ev["eps"], ev["batch_size"]) == (0.05, 100) and evaluation_section(cfg, "cifar10").get("eps") is None
+    assert init_file(cfg, "restricted_imagenet", "resnet50", "sk_v") == "data/pretrained/resnet50_imagenet1k_v1.pt"
+    assert init_file(cfg, "mnist", "small_cnn", "sk_v") is None
+    with pytest.raises(ConfigError, match="torchvision"):
+        init_file(cfg, "restricted_imagenet", "resnet18", "sk_v")
+    spec = run_spec(cfg, "restricted_imagenet", "resnet50", "sk_a", 0)
+    assert (spec.init, spec.eps, spec.augment) == ("torchvision", 0.005, "imagenet")

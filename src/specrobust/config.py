@@ -12,8 +12,10 @@ from pathlib import Path
 from .errors import ConfigError
 from .methods import parse_method
 
-DATASETS = ("cifar10", "cifar100", "svhn", "tinyimagenet", "mnist", "fashionmnist")
-IMAGE_SIZE = {"cifar10": 32, "cifar100": 32, "svhn": 32, "tinyimagenet": 64, "mnist": 28, "fashionmnist": 28}
+DATASETS = ("cifar10", "cifar100", "svhn", "tinyimagenet", "mnist", "fashionmnist", "restricted_imagenet")
+IMAGE_SIZE = {"cifar10": 32, "cifar100": 32, "svhn": 32, "tinyimagenet": 64, "mnist": 28, "fashionmnist": 28,
+              "restricted_imagenet": 224}
+TORCHVISION_WEIGHTS = {"resnet50": "IMAGENET1K_V1"}   # arch -> torchvision weights that train.init: torchvision loads
 
 
 def number(value, key: str = "value") -> float:
@@ -59,17 +61,38 @@ def check_schema(config: dict, schema_path) -> None:
 
 def section(config: dict, name: str, dataset: str, method: str | None = None) -> dict:
     """``config[name]`` with overrides applied in order: ``datasets.<dataset>``, ``methods.<base>``,
-    ``methods.<slug>`` (e.g. TRADES' weight decay, a natural reference model's schedule)."""
-    out = deep_merge(config.get(name) or {}, ((config.get("datasets") or {}).get(dataset) or {}).get(name))
+    ``methods.<slug>`` (e.g. TRADES' weight decay, a natural reference model's schedule), then
+    ``datasets.<dataset>.methods.<base>`` and ``.<slug>`` (one method on one data set, e.g. its pretrained start)."""
+    ds = (config.get("datasets") or {}).get(dataset) or {}
+    out = deep_merge(config.get(name) or {}, ds.get(name))
     if method:
-        methods = config.get("methods") or {}
-        for key in dict.fromkeys((parse_method(method).base, method)):
-            out = deep_merge(out, (methods.get(key) or {}).get(name))
+        keys = dict.fromkeys((parse_method(method).base, method))
+        for methods in (config.get("methods") or {}, ds.get("methods") or {}):
+            for key in keys:
+                out = deep_merge(out, (methods.get(key) or {}).get(name))
     return out
 
 
 def train_section(config: dict, dataset: str, method: str | None = None) -> dict:
     return section(config, "train", dataset, method)
+
+
+def evaluation_section(config: dict, dataset: str, method: str | None = None) -> dict:
+    """``evaluation`` with the data set's and method's overrides: ``eps`` (the attacks' default L-inf bound; null =
+    the run's train.eps), ``n_test``, ``batch_size``."""
+    return section(config, "evaluation", dataset, method)
+
+
+def init_file(config: dict, dataset: str, arch: str, method: str) -> str | None:
+    """The local file a run starts from (``train.init``): None, the torchvision weights that rule
+    ``pretrained_weights`` downloads into ``data.root``, or the configured checkpoint path."""
+    init = train_section(config, dataset, method).get("init")
+    if init != "torchvision":
+        return init
+    if arch not in TORCHVISION_WEIGHTS:
+        raise ConfigError(f"train.init = torchvision for {dataset}/{arch}/{method}: torchvision has pretrained "
+                          f"weights only for {', '.join(TORCHVISION_WEIGHTS)} here; give a checkpoint path instead")
+    return f"{config['data']['root']}/pretrained/{arch}_{TORCHVISION_WEIGHTS[arch].lower()}.pt"
 
 
 def bandwidth_step(config: dict, dataset: str) -> int:
@@ -161,6 +184,9 @@ def check_config(config: dict, schema_path) -> None:
     for name, t in config["tables"].items():
         for i, m in enumerate(t["methods"]):
             parse_method(m, f"tables.{name}.methods[{i}]")
+        for ds, ms in (t.get("methods_by_dataset") or {}).items():  # like arch_by_dataset: unused data sets are
+            for i, m in enumerate(ms):                                 # ignored, so an override may narrow datasets
+                parse_method(m, f"tables.{name}.methods_by_dataset.{ds}[{i}]")
         for i, c in enumerate(t["columns"]):
             require_attack(config, c, f"tables.{name}.columns[{i}]")
     check_analysis(config)
@@ -177,12 +203,20 @@ def check_config(config: dict, schema_path) -> None:
                 number(a[k], f"evaluation.attacks.{name}.{k}")
     for key in config.get("methods") or {}:
         parse_method(key, f"methods.{key}")
-    runs = [(ds, None) for ds in sorted(set(used_datasets) | set(config.get("datasets") or {}))]
-    runs += [(ds, m) for ds in used_datasets for m in (config.get("methods") or {})]
-    for ds, m in runs:
+    for ds, over in (config.get("datasets") or {}).items():
+        for key in (over or {}).get("methods") or {}:
+            parse_method(key, f"datasets.{ds}.methods.{key}")
+    overrides = config.get("datasets") or {}
+    runs = [(ds, None, f"datasets.{ds}.train" if ds in overrides else "train")
+            for ds in sorted(set(used_datasets) | set(overrides))]
+    runs += [(ds, m, f"methods.{m}.train") for ds in used_datasets for m in (config.get("methods") or {})]
+    runs += [(ds, m, f"datasets.{ds}.methods.{m}.train") for ds, over in overrides.items()
+             for m in (over or {}).get("methods") or {}]
+    for ds, m, where in runs:
         tr = train_section(config, ds, m)
-        where = (f"methods.{m}.train" if m else f"datasets.{ds}.train" if ds in (config.get("datasets") or {})
-                 else "train")
+        ev = evaluation_section(config, ds, m)
+        if ev.get("eps") is not None:
+            number(ev["eps"], where.removesuffix("train") + "evaluation.eps")
         ms = tr["milestones"]
         if ms != sorted(ms) or any(not 0 < m < tr["epochs"] for m in ms):
             raise ConfigError(f"{where}.milestones {ms} must be increasing epochs below {where}.epochs "

@@ -4,12 +4,18 @@ Raw data comes through torchvision's download and checksum where torchvision has
 SVHN, MNIST, Fashion-MNIST), the official zip for Tiny ImageNet, or a local copy named in config
 (``data.paths.<dataset>``). Preparation turns any of them into one ``.npz`` of uint8 NHWC arrays with a fixed
 split, so every method of a study sees exactly the same images.
+
+Restricted ImageNet (Tsipras et al. 2019; smooth-kernel paper, Table 1) is too large to hold in memory: it needs a
+local ImageNet in ImageFolder layout, its ``.npz`` is an index (file names, labels, the same kind of fixed split),
+and images are decoded on demand (``ImageFiles``) or streamed by worker processes while training (``StreamBatches``).
 """
 from __future__ import annotations
 
 import gzip
 import io
+import os
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +34,7 @@ class DatasetInfo:
     num_classes: int
     channels: int
     size: int
-    augment: str  # default augmentation of the papers: "crop_flip", "flip" or "none"
+    augment: str  # default augmentation of the papers: "crop_flip", "flip", "none" or "imagenet"
 
 
 DATASETS = {
@@ -38,7 +44,21 @@ DATASETS = {
     "tinyimagenet": DatasetInfo(200, 3, 64, "flip"),
     "mnist": DatasetInfo(10, 1, 28, "none"),
     "fashionmnist": DatasetInfo(10, 1, 28, "none"),
+    "restricted_imagenet": DatasetInfo(9, 3, 224, "imagenet"),
 }
+AUGMENTATIONS = ("crop_flip", "flip", "none", "imagenet")
+
+# Restricted ImageNet: 9 super-classes, each a range of ImageNet class indices (inclusive; an index is the position of
+# the WNID in the sorted list of the 1,000 WNIDs, as torchvision's ImageFolder numbers them). Tsipras et al. 2019,
+# the robustness library (MadryLab) that the smooth-kernel paper used.
+RESTRICTED_IMAGENET_RANGES = ((151, 268), (281, 285), (30, 32), (33, 37), (80, 100), (365, 382), (389, 397),
+                              (118, 121), (300, 319))
+RESTRICTED_IMAGENET_CLASSES = ("dog", "cat", "frog", "turtle", "bird", "primate", "fish", "crab", "insect")
+# The robustness library's normalization for Restricted ImageNet (0.2575 is the "standard deviation" that the
+# smooth-kernel paper's Appendix A divides by); also the statistics its pretrained robust ResNet-50 expects.
+RESTRICTED_IMAGENET_MEAN = (0.4717, 0.4499, 0.3837)
+RESTRICTED_IMAGENET_STD = (0.2600, 0.2516, 0.2575)
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -179,6 +199,110 @@ def load_raw(name: str, root: str | Path, download: bool = True, path: str | Non
     return _torchvision(name, root, download)
 
 
+def restricted_imagenet_label(class_index: int) -> int | None:
+    """The Restricted ImageNet label (0..8) of an ImageNet class index, or None for the 789 other classes."""
+    for label, (lo, hi) in enumerate(RESTRICTED_IMAGENET_RANGES):
+        if lo <= class_index <= hi:
+            return label
+    return None
+
+
+def _imagefolder_split(root: Path, split: str) -> tuple[list[str], np.ndarray, list[str]]:
+    """(file paths relative to ``root``, Restricted ImageNet labels, all WNIDs) of ``root/split/<wnid>/*``."""
+    folder = root / split
+    if not folder.is_dir():
+        raise DataError(f"data.paths.restricted_imagenet = {str(root)!r} has no {split}/ folder; it must be an "
+                        f"ImageNet (ILSVRC2012) copy in ImageFolder layout: train/<wnid>/*.JPEG, val/<wnid>/*.JPEG")
+    wnids = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    if len(wnids) != 1000:
+        loose = sum(1 for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        hint = (f" ({loose} loose images: sort the validation images into one folder per WNID first, e.g. with "
+                f"the usual valprep.sh)" if loose else "")
+        raise DataError(f"{folder} has {len(wnids)} class folders, expected the 1000 ImageNet WNIDs (class indices "
+                        f"are positions in their sorted list){hint}")
+    files, labels = [], []
+    for index, wnid in enumerate(wnids):
+        label = restricted_imagenet_label(index)
+        if label is None:
+            continue
+        for f in sorted((folder / wnid).iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(f"{split}/{wnid}/{f.name}")
+                labels.append(label)
+    if not files:
+        raise DataError(f"{folder} holds no images in the Restricted ImageNet classes")
+    return files, np.asarray(labels, np.int64), wnids
+
+
+def _prepare_restricted_imagenet(out, path, val_fraction, split_seed, train_limit, val_limit, test_limit) -> dict:
+    """Write the index ``.npz``: the ImageNet root, relative file names and labels per split. The test set is the
+    ImageNet validation set in one seeded order, so the first N test images are a uniform sample of all classes."""
+    if not path:
+        raise DataError("restricted_imagenet needs a local ImageNet (ILSVRC2012) in ImageFolder layout "
+                        "(train/<wnid>/*.JPEG, val/<wnid>/*.JPEG); it cannot be downloaded. Set config key "
+                        "data.paths.restricted_imagenet to its folder")
+    root = Path(path).resolve()
+    if not root.is_dir():
+        raise DataError(f"data.paths.restricted_imagenet = {path!r} is not a folder")
+    train_files, y_train_all, wnids = _imagefolder_split(root, "train")
+    test_files, y_test_all, val_wnids = _imagefolder_split(root, "val")
+    if wnids != val_wnids:
+        raise DataError(f"{root}/train and {root}/val have different class folders")
+    tr, va = split_indices(len(train_files), val_fraction, split_seed)
+    tr, va = _limit(tr, train_limit, split_seed + 1), _limit(va, val_limit, split_seed + 2)
+    te = np.random.default_rng(split_seed + 3).permutation(len(test_files))
+    te = te if test_limit is None else te[:test_limit]
+    train_files, test_files = np.asarray(train_files), np.asarray(test_files)
+    arrays = dict(root=np.asarray(str(root)), files_train=train_files[tr], y_train=y_train_all[tr],
+                  files_val=train_files[va], y_val=y_train_all[va], files_test=test_files[te], y_test=y_test_all[te],
+                  train_index=tr, val_index=va, test_index=te,
+                  mean=np.asarray(RESTRICTED_IMAGENET_MEAN, np.float32),
+                  std=np.asarray(RESTRICTED_IMAGENET_STD, np.float32),
+                  num_classes=np.int64(len(RESTRICTED_IMAGENET_RANGES)), split_seed=np.int64(split_seed))
+    atomic_savez(out, **arrays)
+    return {"train": len(tr), "val": len(va), "test": len(te)}
+
+
+class ImageFiles:
+    """Images on disk, decoded on demand to uint8 NHWC at ``size`` (shorter side resized to ``size * 8/7``, then a
+    centre crop: the ImageNet test transform, 256 -> 224). Slicing gives a lazy view; ``decode()`` reads the pixels
+    with a thread pool (PIL releases the GIL while decoding)."""
+
+    def __init__(self, root, files, size: int = 224):
+        self.root, self.files, self.size = Path(root), np.asarray(files), size
+
+    def __len__(self):
+        return len(self.files)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self.files), self.size, self.size, 3)
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self.load(int(index))
+        return ImageFiles(self.root, self.files[index], self.size)
+
+    def open(self, i: int):
+        from PIL import Image
+        try:
+            with Image.open(self.root / str(self.files[i])) as im:
+                return im.convert("RGB")
+        except OSError as err:
+            raise DataError(f"cannot read image {self.root / str(self.files[i])}: {err}") from None
+
+    def load(self, i: int) -> np.ndarray:
+        from torchvision.transforms import functional as TF
+        im = TF.center_crop(TF.resize(self.open(i), round(self.size * 8 / 7)), self.size)
+        return np.asarray(im, dtype=np.uint8)
+
+    def decode(self) -> np.ndarray:
+        if not len(self):
+            return np.zeros(self.shape, np.uint8)
+        with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+            return np.stack(list(pool.map(self.load, range(len(self)))))
+
+
 # ---------------------------------------------------------------------------------------------- preparation
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded permutation cut 9:1; the same (n, fraction, seed) always gives the same split."""
@@ -199,6 +323,8 @@ def prepare(name: str, out: str | Path, root: str | Path = "data", download: boo
             val_limit: int | None = None, test_limit: int | None = None) -> dict:
     """Write the prepared data set (fixed split, optional seeded subsets) to ``out`` and return its summary."""
     info = dataset_info(name)
+    if name == "restricted_imagenet":
+        return _prepare_restricted_imagenet(out, path, val_fraction, split_seed, train_limit, val_limit, test_limit)
     x_tr, y_tr, x_te, y_te = load_raw(name, root, download, path)
     if x_tr.ndim != 4 or x_tr.shape[1:] != (info.size, info.size, info.channels):
         raise DataError(f"{name}: expected images of shape (N, {info.size}, {info.size}, {info.channels}), "
@@ -218,7 +344,8 @@ def prepare(name: str, out: str | Path, root: str | Path = "data", download: boo
 
 @dataclass
 class Prepared:
-    """A prepared data set in memory (uint8 NHWC) plus what the model needs to know about it."""
+    """A prepared data set (uint8 NHWC arrays, or ``ImageFiles`` for Restricted ImageNet) plus what the model needs
+    to know about it."""
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
@@ -247,13 +374,18 @@ def load_prepared(path: str | Path, name: str | None = None) -> Prepared:
         a = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(f"cannot read prepared data {path}: {err}; delete it and rerun prepare_dataset") from None
+    if "root" in a:  # an index over image files (Restricted ImageNet)
+        root = str(a["root"])
+        a.update({f"x_{k}": ImageFiles(root, a[f"files_{k}"]) for k in ("train", "val", "test")})
     return Prepared(name or path.stem, a["x_train"], a["y_train"], a["x_val"], a["y_val"], a["x_test"],
                     a["y_test"], a["test_index"], tuple(a["mean"].tolist()), tuple(a["std"].tolist()),
                     int(a["num_classes"]))
 
 
-def to_tensor(x: np.ndarray | torch.Tensor, device="cpu") -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in [0, 1]."""
+def to_tensor(x: np.ndarray | torch.Tensor | ImageFiles, device="cpu") -> torch.Tensor:
+    """uint8 NHWC (or image files, decoded here) -> float NCHW in [0, 1]."""
+    if isinstance(x, ImageFiles):
+        x = x.decode()
     x = torch.as_tensor(x, device=device)
     return x.permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -268,7 +400,7 @@ class DeviceBatches:
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, augment: str, device, seed: int,
                  drop_last: bool = True, pad: int = 4, channels_last: bool = False):
         if augment not in ("crop_flip", "flip", "none"):
-            raise ValueError(f"augment must be crop_flip, flip or none, not {augment!r}")
+            raise ValueError(f"augment must be crop_flip, flip or none for in-memory data, not {augment!r}")
         self.x = torch.as_tensor(x, device=device)
         self.y = torch.as_tensor(y, device=device)
         self.n, self.h, self.w = self.x.shape[0], self.x.shape[1], self.x.shape[2]
@@ -303,3 +435,85 @@ class DeviceBatches:
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yield xb, self.y[idx]
+
+
+# The ImageNet PCA lighting noise of AlexNet (Krizhevsky et al. 2012), part of the robustness library's ImageNet
+# training transform: eigenvalues and eigenvectors of the RGB covariance.
+LIGHTING_EIGVAL = (0.2175, 0.0188, 0.0045)
+LIGHTING_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
+
+
+def stream_transform(augment: str, size: int):
+    """PIL -> uint8 CHW tensor. ``imagenet`` is the robustness library's ImageNet training transform (random resized
+    crop, flip, colour jitter 0.1; the lighting noise is added on the device, see ``StreamBatches``)."""
+    import torchvision.transforms as T
+
+    resize = [T.Resize(round(size * 8 / 7)), T.CenterCrop(size)]
+    steps = {"imagenet": [T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ColorJitter(0.1, 0.1, 0.1)],
+             "flip": resize + [T.RandomHorizontalFlip()],
+             "crop_flip": resize + [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()],
+             "none": resize}
+    if augment not in steps:
+        raise ValueError(f"augment must be one of {AUGMENTATIONS}, not {augment!r}")
+    return T.Compose(steps[augment] + [T.PILToTensor()])
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """Image i of an epoch is transformed under its own seed (epoch_seed, i): the same pixels whatever the number of
+    loader processes, and the training RNG stream is never touched."""
+
+    def __init__(self, files: ImageFiles, labels: np.ndarray, augment: str):
+        self.files, self.labels, self.transform = files, labels, stream_transform(augment, files.size)
+        self.epoch_seed = 0
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        image = self.files.open(i)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.epoch_seed * 10_000_019 + int(i))
+            return self.transform(image), int(self.labels[i])
+
+
+class StreamBatches:
+    """``DeviceBatches`` for data sets that do not fit in memory: ``workers`` processes decode and augment, the main
+    process moves uint8 batches to the device. The order and every random transform of an epoch are seeded by
+    (seed, epoch), so a resumed run sees the same batches."""
+
+    def __init__(self, x: ImageFiles, y: np.ndarray, batch_size: int, augment: str, device, seed: int,
+                 drop_last: bool = True, channels_last: bool = False, workers: int = 0):
+        self.x, self.y = x, np.asarray(y)
+        self.n, self.batch_size, self.augment, self.device, self.seed = len(x), batch_size, augment, device, seed
+        self.drop_last, self.channels_last, self.workers = drop_last, channels_last, workers
+        self.dataset = _Decoded(x, self.y, augment)
+
+    def __len__(self):
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def epoch(self, epoch: int):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        self.dataset.epoch_seed = self.seed * 1_000_003 + epoch
+        device = torch.device(self.device)
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=self.batch_size, shuffle=True, generator=g, drop_last=self.drop_last,
+            num_workers=self.workers, pin_memory=device.type == "cuda", persistent_workers=False)
+        light = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) ^ 0x5EED)  # lighting noise
+        eigval = torch.tensor(LIGHTING_EIGVAL, device=device)
+        eigvec = torch.tensor(LIGHTING_EIGVEC, device=device)
+        for xb, yb in loader:
+            xb = xb.to(device, non_blocking=True).float().div_(255.0)
+            if self.augment == "imagenet":  # PCA lighting noise, alpha ~ N(0, 0.05); clipped to the valid box
+                alpha = torch.randn(len(xb), 3, generator=light).to(device) * 0.05
+                xb = (xb + ((alpha * eigval) @ eigvec.T)[:, :, None, None]).clamp_(0, 1)
+            if self.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yield xb, yb.to(device, non_blocking=True)
+
+
+def make_batches(x, y, batch_size: int, augment: str, device, seed: int, drop_last: bool = True,
+                 channels_last: bool = False, workers: int = 0):
+    """The batch iterator that suits the data: GPU-resident arrays, or streamed image files."""
+    if isinstance(x, ImageFiles):
+        return StreamBatches(x, y, batch_size, augment, device, seed, drop_last, channels_last, workers)
+    return DeviceBatches(x, y, batch_size, augment, device, seed, drop_last, channels_last=channels_last)

@@ -10,7 +10,7 @@ import torch
 
 from . import attacks, minimal_attacks
 from .io import ConfigError, atomic_savez, atomic_torch_save, atomic_write_json, load_checkpoint
-from .models import build_model
+from .models import build_model, unwrap_state
 from .config import number
 
 MINIMAL_ATTACKS = ("deepfool_l2", "deepfool_linf", "adef", "salt_pepper")  # smooth-kernel paper, Table 1
@@ -169,14 +169,7 @@ def import_external(path, arch: str, data_path, out, name: str, eps: float, step
     from .errors import CheckpointError
 
     data = load_prepared(data_path)
-    ckpt = load_checkpoint(path)
-    state = ckpt
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: expected a state_dict of tensors (optionally under 'state_dict' or 'model')")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = unwrap_state(load_checkpoint(path), path)
     mean = list(mean) if mean is not None else [0.0] * data.channels
     std = list(std) if std is not None else [1.0] * data.channels
     model = build_model(arch, data.num_classes, data.channels, data.size, mean, std, **(arch_options or {}))

@@ -2,7 +2,9 @@
 
 Arch names: ``resnet18`` (CIFAR variant, 3x3 stem), ``preact_resnet18``, ``resnet152``, ``wrn{depth}_{width}``
 (e.g. ``wrn34_10``), and ``small_cnn`` (the smooth-kernel paper's 2-conv 2-fc network). All accept 1 or 3
-channels and 28/32/64-pixel inputs (global average pooling makes the ResNets size-agnostic).
+channels and 28/32/64-pixel inputs (global average pooling makes the ResNets size-agnostic). ``resnet50`` is the
+ImageNet ResNet-50 (7x7 stem, max-pool; torchvision's, whose parameter names the robustness library shares) for
+Restricted ImageNet, which the smooth-kernel paper fine-tunes from pretrained weights (``load_init``).
 """
 from __future__ import annotations
 
@@ -181,7 +183,7 @@ class SmallCNN(nn.Module):
         return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
 
 
-ARCH_PATTERN = r"resnet18|preact_resnet18|resnet152|small_cnn|wrn\d+_\d+"
+ARCH_PATTERN = r"resnet18|preact_resnet18|resnet50|resnet152|small_cnn|wrn\d+_\d+"
 
 
 def build_model(arch: str, num_classes: int, in_channels: int, image_size: int, mean, std, **options) -> nn.Module:
@@ -190,6 +192,12 @@ def build_model(arch: str, num_classes: int, in_channels: int, image_size: int, 
         net = ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels)
     elif arch == "preact_resnet18":
         net = ResNet(PreActBlock, [2, 2, 2, 2], num_classes, in_channels, preact=True)
+    elif arch == "resnet50":
+        if in_channels != 3:
+            raise ConfigError(f"arch resnet50 is the ImageNet ResNet-50 and needs RGB inputs, not {in_channels} "
+                              f"channel(s)")
+        import torchvision
+        net = torchvision.models.resnet50(weights=None, num_classes=num_classes)
     elif arch == "resnet152":
         net = ResNet(Bottleneck, [3, 8, 36, 3], num_classes, in_channels)
     elif arch == "small_cnn":
@@ -197,6 +205,70 @@ def build_model(arch: str, num_classes: int, in_channels: int, image_size: int, 
     elif m := re.fullmatch(r"wrn(\d+)_(\d+)", arch):
         net = WideResNet(int(m[1]), int(m[2]), num_classes, in_channels)
     else:
-        raise ConfigError(f"unknown arch {arch!r}; known: resnet18, preact_resnet18, resnet152, wrn<depth>_<width>, "
-                          f"small_cnn")
+        raise ConfigError(f"unknown arch {arch!r}; known: resnet18, preact_resnet18, resnet50, resnet152, "
+                          f"wrn<depth>_<width>, small_cnn")
     return Normalized(net, mean, std)
+
+
+def unwrap_state(ckpt: dict, source) -> dict:
+    """A checkpoint's state_dict, bare or under ``state_dict`` / ``model``, without DataParallel ``module.``."""
+    from .errors import CheckpointError
+
+    state = ckpt
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{source}: expected a state_dict of tensors (optionally under 'state_dict' or 'model')")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def network_state(ckpt: dict, source) -> dict:
+    """The network's own parameters, also from the robustness library's layout (``model.`` beside
+    ``attacker.model.`` and ``normalizer.``) or one of our ``model.pt`` files (``0.`` normalization, ``1.`` net)."""
+    state = unwrap_state(ckpt, source)
+    for prefix in ("model.", "1."):  # robustness library / our Normalized wrapper
+        if any(k.startswith(prefix) for k in state):
+            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return state
+
+
+def load_init(model: Normalized, ckpt: dict, source, log=print) -> None:
+    """Start ``model`` from pretrained weights (smooth-kernel paper, Restricted ImageNet: an ImageNet-pretrained or an
+    adversarially trained ResNet-50). Every parameter must fit, except a classifier head of another class count
+    (ImageNet's 1,000 -> 9), which keeps its fresh initialisation."""
+    from .errors import CheckpointError
+
+    net, state = model[1], network_state(ckpt, source)
+    own = net.state_dict()
+    head = [k for k in state if k in own and state[k].shape != own[k].shape]
+    if any(own.get(k.rsplit(".", 1)[0] + ".weight", own[k]).dim() != 2 for k in head):  # only a Linear may differ
+        raise CheckpointError(f"{source} does not fit this arch: shape mismatch in {head[:3]}")
+    for k in head:
+        state.pop(k)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k not in head]
+    if missing or unexpected:
+        raise CheckpointError(f"{source} does not fit this arch: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    log(f"initialised from {source}" + (f"; new classifier head {', '.join(head)}" if head else ""))
+
+
+def download_torchvision_weights(arch: str, out) -> None:
+    """Save torchvision's pretrained ImageNet weights of ``arch`` (hash-checked download) as a plain state_dict."""
+    import torchvision
+
+    from .config import TORCHVISION_WEIGHTS
+    from .errors import DataError
+    from .io import atomic_torch_save
+
+    if arch not in TORCHVISION_WEIGHTS:
+        raise ConfigError(f"train.init = torchvision: no torchvision weights for arch {arch!r} "
+                          f"(known: {', '.join(TORCHVISION_WEIGHTS)})")
+    weights = torchvision.models.get_weight(f"{arch.replace('resnet', 'ResNet')}_Weights."
+                                            f"{TORCHVISION_WEIGHTS[arch]}")
+    try:
+        state = weights.get_state_dict(progress=False, check_hash=True)
+    except (OSError, RuntimeError) as err:  # URLError is an OSError; a bad hash is a RuntimeError
+        raise DataError(f"cannot download {weights.url} ({type(err).__name__}: {err}); download it yourself and "
+                        f"set config key train.init to the file") from None
+    atomic_torch_save(state, out)

@@ -9,6 +9,15 @@ from pathlib import Path
 from .errors import SpecRobustError
 
 
+def evaluation(sm) -> dict:
+    """The job's ``evaluation`` section with its data set's and method's overrides (batch size, seed, eps)."""
+    from .config import evaluation_section
+
+    method = sm.wildcards.get("method", "")
+    ours = method and not method.startswith("external_")
+    return evaluation_section(sm.config, sm.wildcards.dataset, method if ours else None)
+
+
 def run(snakemake, main) -> None:
     log_path = Path(snakemake.log[0]) if snakemake.log else None
     log_file = open(log_path, "a", buffering=1) if log_path else None

@@ -49,6 +49,7 @@ class RunSpec:
     awp_gamma: float = 0.01
     awp_warmup: int = 0
     test_curve_limit: int = 0
+    init: str | None = None         # pretrained start: "torchvision" or a checkpoint path (config train.init)
     arch_options: dict = field(default_factory=dict)
 
     @property
@@ -97,7 +98,7 @@ def run_spec(config: dict, dataset: str, arch: str, method: str, seed: int) -> R
         fr_lambda=float(fr.get("lam", 0.1)), fr_distance=fr.get("distance", "l1"), fr_fft=fr.get("fft", "batch2d"),
         val_steps=int(train["val_steps"]), val_limit=train.get("val_limit"), train_limit=train.get("train_limit"),
         precision=train["precision"], channels_last=str(train["channels_last"]).lower(), compile=bool(train["compile"]),
-        device=train["device"], arch_options=dict(config.get("archs", {}).get(arch) or {}),
+        device=train["device"], init=train.get("init"), arch_options=dict(config.get("archs", {}).get(arch) or {}),
         **{k: type(getattr(RunSpec, k))(train[k]) for k in HYPER if k in train},
     )
     if (spec.fr != "none" or spec.swa) and not spec.milestones:

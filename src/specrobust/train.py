@@ -22,11 +22,11 @@ import torch
 from . import attacks
 from .averaging import WeightAverage
 from .awp import AdversarialWeightPerturbation
-from .data import DeviceBatches, Prepared, to_tensor
+from .data import Prepared, make_batches, to_tensor
 from .evaluate import correct_under, fp32_eval
 from .io import CheckpointError, ConfigError, SpecRobustError, atomic_torch_save, atomic_write_text, load_checkpoint
 from .methods import ADVERSARIAL_BASES
-from .models import build_model
+from .models import build_model, load_init
 from .objectives import LOSSES, training_inputs
 from .regularizers import fr_loss, smooth_kernel_penalty
 from .spec import RunSpec
@@ -77,9 +77,9 @@ def validate(model, x, y, spec: RunSpec, batch_size: int = 500) -> tuple[float, 
 class Trainer:
     """All state of one run; ``state_dict`` is everything a resumed run needs (weights_only-loadable)."""
 
-    def __init__(self, spec: RunSpec, data: Prepared, device):
+    def __init__(self, spec: RunSpec, data: Prepared, device, workers: int = 0):
         device = torch.device(device)
-        self.spec, self.data, self.device = spec, data, device
+        self.spec, self.data, self.device, self.workers = spec, data, device, workers
         torch.manual_seed(spec.seed)  # the same initial weights whichever process builds the run
         self.model = build(spec, data, device)
         self.channels_last = spec.channels_last == "true" or (spec.channels_last == "auto" and device.type == "cuda")
@@ -98,8 +98,9 @@ class Trainer:
             except Exception as err:  # noqa: BLE001 - compile is an optional speed-up with a clean fallback
                 print(f"torch.compile unavailable ({err}); running eagerly", flush=True)
         n_train = len(data.x_train) if spec.train_limit is None else min(spec.train_limit, len(data.x_train))
-        self.batches = DeviceBatches(data.x_train[:n_train], data.y_train[:n_train], spec.batch_size, spec.augment,
-                                     device, spec.seed, drop_last=True, channels_last=self.channels_last)
+        self.batches = make_batches(data.x_train[:n_train], data.y_train[:n_train], spec.batch_size, spec.augment,
+                                    device, spec.seed, drop_last=True, channels_last=self.channels_last,
+                                    workers=workers)
         n_val = len(data.x_val) if spec.val_limit is None else min(spec.val_limit, len(data.x_val))
         self.x_val = to_tensor(data.x_val[:n_val], device)
         self.y_val = torch.as_tensor(data.y_val[:n_val], device=device)
@@ -217,8 +218,9 @@ class Trainer:
         else:
             self.swa.update(self.model)
         bn_model = copy.deepcopy(self.swa.model)
-        plain = DeviceBatches(self.batches.x, self.batches.y, self.spec.batch_size, "none", self.device,
-                              self.spec.seed, drop_last=False, channels_last=self.channels_last)
+        plain = make_batches(self.batches.x, self.batches.y, self.spec.batch_size, "none", self.device,
+                             self.spec.seed, drop_last=False, channels_last=self.channels_last,
+                             workers=self.workers)
         torch.optim.swa_utils.update_bn((x for x, _ in plain.epoch(self.epoch)), bn_model)
         return bn_model.eval()
 
@@ -238,16 +240,18 @@ def write_metrics(rows: list[dict], path):
 
 
 def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix=None, stop_at_first_decay=False,
-          log=print) -> dict:
+          log=print, init_path=None, workers: int = 0) -> dict:
     """Train (or resume) one run; writes ``out_model`` (best checkpoint + meta) and ``out_metrics`` at the end.
 
     ``workdir/last.pt`` is rewritten atomically after every epoch; if present and written by the same spec, the run
     resumes from it. With ``stop_at_first_decay`` the run ends after epoch ``first_decay - 1`` and ``out_model`` is
-    the full training state (the prefix from which FR/FR-WA/plain continuations branch).
+    the full training state (the prefix from which FR/FR-WA/plain continuations branch). ``init_path`` is the local
+    file of ``spec.init`` (the downloaded torchvision weights when it is "torchvision"); ``workers`` loader processes
+    decode streamed data sets (the batches do not depend on their number).
     """
     device = resolve_device(spec.device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
-    trainer = Trainer(spec, data, device)
+    trainer = Trainer(spec, data, device, workers)
     last = Path(workdir) / "last.pt"
     end = spec.first_decay if stop_at_first_decay else spec.epochs
     resumed = False
@@ -273,6 +277,9 @@ def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix
                                   f"delete it so it is rebuilt")
         trainer.load_state_dict(st, branch=True)
         log(f"branching {spec.method} from {prefix} at epoch {trainer.epoch}")
+    if not resumed and prefix is None and spec.init:  # pretrained start (init_path: the file behind "torchvision")
+        source = init_path or spec.init
+        load_init(trainer.model, load_checkpoint(source), source, log)
     log(f"{spec.dataset}/{spec.arch}/{spec.method}/seed{spec.seed} on {device}: {len(trainer.batches.x)} train, "
         f"{len(trainer.x_val)} val images, epochs {trainer.epoch}..{end - 1}")
     while trainer.epoch < end:

@@ -37,8 +37,8 @@ rule evaluate_ablation:
     log:
         f"{POINT_DIR}/eval/{{attack}}.log",
     params:
-        attack=lambda w: config["evaluation"]["attacks"][w.attack],
-        n_test=lambda w: attack_n_test(w.attack),
+        attack=attack_config,
+        n_test=attack_n_test,
     threads: threads_for("evaluate")
     resources:
         gpu=gpus("evaluate"),

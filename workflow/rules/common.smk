@@ -1,8 +1,8 @@
 # Config checks, wildcard constraints, path helpers and input functions shared by every rule.
 from snakemake.utils import validate
 
-from specrobust.config import (DATASETS, bandwidth_step, check_config, number, point_name, section,
-                               train_section, with_point)
+from specrobust.config import (DATASETS, bandwidth_step, check_config, evaluation_section, init_file, number,
+                               point_name, section, train_section, with_point)
 from specrobust.errors import ConfigError
 from specrobust.methods import ALIASES, BASES, parse_method
 
@@ -19,7 +19,7 @@ validate(config, SCHEMA)
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
-    arch=r"resnet18|preact_resnet18|resnet152|small_cnn|wrn\d+_\d+",
+    arch=r"resnet18|preact_resnet18|resnet50|resnet152|small_cnn|wrn\d+_\d+",
     method=r"[a-z][a-z0-9]*(_[a-z0-9]+)*",
     prefix="|".join(BASES + tuple(ALIASES)),
     seed=r"\d+",
@@ -86,26 +86,50 @@ def eval_mem(w):
     return int(per_arch("evaluate", "mem_mb", w.arch, 32000))
 
 
-def attack_n_test(attack):
-    """Test images an attack runs on: its own n_test, else evaluation.n_test."""
-    return config["evaluation"]["attacks"][attack].get("n_test", config["evaluation"].get("n_test"))
+def evaluation_of(w):
+    """``evaluation`` with the overrides of the job's data set and method (external checkpoints: data set only)."""
+    method = None if w.method.startswith("external_") else w.method
+    return evaluation_section(config, w.dataset, method)
+
+
+def attack_n_test(w):
+    """Test images an attack runs on: its own n_test, else evaluation.n_test (data set / method overrides first)."""
+    return config["evaluation"]["attacks"][w.attack].get("n_test", evaluation_of(w).get("n_test"))
+
+
+def attack_config(w):
+    """The attack's config entry; when it sets no eps (and is bounded), evaluation.eps of the data set / method."""
+    attack, eps = config["evaluation"]["attacks"][w.attack], evaluation_of(w).get("eps")
+    if eps is None or "eps" in attack or attack.get("unbounded"):
+        return attack
+    return {**attack, "eps": eps}
+
+
+def start_inputs(wildcards, method):
+    """What a run that starts from scratch reads: the prepared data and its pretrained weights (train.init), if any."""
+    inputs = {"data": f"results/data/{wildcards.dataset}.npz"}
+    init = init_file(config, wildcards.dataset, wildcards.arch, method)
+    if init:
+        inputs["init"] = init
+    return inputs
 
 
 def train_inputs(wildcards):
-    """The prepared data and, for runs that branch at the first LR decay, the base objective's prefix."""
-    inputs = {"data": f"results/data/{wildcards.dataset}.npz"}
+    """A start from scratch, or, for runs that branch at the first LR decay, the data and the base objective's
+    prefix."""
     prefix = prefix_of(wildcards.dataset, wildcards.method)
-    if prefix:
-        inputs["prefix"] = f"results/models/{wildcards.dataset}/{wildcards.arch}/{prefix}/seed{wildcards.seed}/prefix.pt"
-    return inputs
+    if not prefix:
+        return start_inputs(wildcards, wildcards.method)
+    return {"data": f"results/data/{wildcards.dataset}.npz",
+            "prefix": f"results/models/{wildcards.dataset}/{wildcards.arch}/{prefix}/seed{wildcards.seed}/prefix.pt"}
 
 
 def table_models(table):
     """(dataset, arch, method, seed) of every model a table reports."""
     t = config["tables"][table]
-    by_ds = t.get("arch_by_dataset") or {}
+    by_ds, methods = t.get("arch_by_dataset") or {}, t.get("methods_by_dataset") or {}
     return [(d, a, m, s) for d in t["datasets"] for a in ([by_ds[d]] if d in by_ds else t["archs"])
-            for m in t["methods"] for s in t["seeds"]]
+            for m in methods.get(d, t["methods"]) for s in t["seeds"]]
 
 
 def eval_results(models, attacks):
@@ -203,4 +227,5 @@ def compared_tables():
 
 def study_eps():
     datasets = {d for t in config["tables"].values() for d in t["datasets"]} | set(AN["datasets"])
-    return {d: number(train_section(config, d)["eps"]) for d in sorted(datasets)}
+    return {d: number(evaluation_section(config, d).get("eps") or train_section(config, d)["eps"])
+            for d in sorted(datasets)}

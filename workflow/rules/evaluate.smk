@@ -8,8 +8,8 @@ rule evaluate:
     log:
         "results/eval/{dataset}/{arch}/{method}/seed{seed}/{attack}.log",
     params:
-        attack=lambda w: config["evaluation"]["attacks"][w.attack],
-        n_test=lambda w: attack_n_test(w.attack),
+        attack=attack_config,
+        n_test=attack_n_test,
     threads: threads_for("evaluate")
     resources:
         gpu=gpus("evaluate"),

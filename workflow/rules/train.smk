@@ -4,7 +4,7 @@
 
 rule train_prefix:
     input:
-        data="results/data/{dataset}.npz",
+        unpack(lambda w: start_inputs(w, w.prefix)),
     output:
         model="results/models/{dataset}/{arch}/{prefix}/seed{seed}/prefix.pt",
         metrics="results/models/{dataset}/{arch}/{prefix}/seed{seed}/prefix_metrics.csv",

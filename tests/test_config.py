@@ -100,6 +100,9 @@ def test_one_method_on_one_data_set_is_overridden_last(config):
     assert train_section(cfg, "mnist", "sk_v")["lr"] == config["train"]["lr"]
     ev = evaluation_section(cfg, "restricted_imagenet", "sk_ar")
     assert (ev["eps"], ev["batch_size"]) == (0.05, 100) and evaluation_section(cfg, "cifar10").get("eps") is None
+    # the smooth-kernel paper's CIFAR-10 rows are attacked at 0.1; the FR tables' CIFAR-10 models at their train eps
+    assert [evaluation_section(cfg, "cifar10", m).get("eps") for m in ("sk_a", "sk_vr", "pgd_at", "trades")] == \
+        [0.1, 0.1, None, None]
     assert init_file(cfg, "restricted_imagenet", "resnet50", "sk_v") == "data/pretrained/resnet50_imagenet1k_v1.pt"
     assert init_file(cfg, "mnist", "small_cnn", "sk_v") is None
     with pytest.raises(ConfigError, match="torchvision"):

@@ -17,7 +17,7 @@ from .io import atomic_write_text
 
 ARCH_ALIASES = {"smallcnn": "small_cnn"}  # the paper numbers' spelling -> ours
 KEY = ["dataset", "arch", "method", "metric"]
-COLUMNS = ["table", "paper_table", "source", *KEY, "paper_setting", "paper", "ours", "diff", "scale"]
+COLUMNS = ["table", "paper_table", "source", *KEY, "paper_setting", "our_eps", "paper", "ours", "diff", "scale"]
 
 
 def reference(path) -> pd.DataFrame:
@@ -26,13 +26,17 @@ def reference(path) -> pd.DataFrame:
     return ref
 
 
-def ours_from_table(csv, paper: dict, table: str) -> pd.DataFrame:
-    """Our table in long form: one row per (dataset, arch, method, column), named as the paper names metrics."""
+def ours_from_table(csv, paper: dict, table: str, eps: dict[str, float] | None = None) -> pd.DataFrame:
+    """Our table in long form: one row per (dataset, arch, method, column), named as the paper names metrics, with
+    the row's eps (its own column; for tables without one, the LPF tables, ``eps[dataset]``; NaN: unbounded)."""
     t = pd.read_csv(csv)
     metrics = paper.get("metrics") or {}
-    cols = [c for c in t.columns if c not in ("dataset", "arch", "method", "seed", "seeds", "n")
+    if "eps" not in t.columns:
+        t["eps"] = t["dataset"].map(eps or {}).astype(float)
+    cols = [c for c in t.columns if c not in ("dataset", "arch", "method", "seed", "seeds", "n", "eps")
             and not c.endswith("_std")]
-    long = t.melt(id_vars=["dataset", "arch", "method"], value_vars=cols, var_name="column", value_name="ours")
+    long = t.melt(id_vars=["dataset", "arch", "method", "eps"], value_vars=cols, var_name="column",
+                  value_name="ours")
     lpf = long["column"].str.extract(r"^(clean_|pgd20_)?lpf(\d+)$")  # Table 1's lpfK is clean accuracy
     long["metric"] = (lpf[0].fillna("clean_") + "lpf").where(lpf[1].notna(),
                                                             long["column"].map(lambda c: metrics.get(c, c)))
@@ -57,18 +61,19 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, scale: str) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     out["diff"] = (out["ours"] - out["paper"]).round(2)
     out["paper"], out["ours"], out["scale"] = out["paper"].round(2), out["ours"].round(2), scale
-    out = out.rename(columns={"setting": "paper_setting"})
+    out = out.rename(columns={"setting": "paper_setting", "eps": "our_eps"})
     return out[COLUMNS]
 
 
 def write_comparison(tables: dict[str, tuple[str, dict]], reference_csv, out_csv, out_md, scale: str,
                      eps: dict[str, float] | None = None) -> pd.DataFrame:
-    """``tables``: our table name -> (its CSV, its ``paper`` mapping). ``eps``: dataset -> our L-inf eps."""
+    """``tables``: our table name -> (its CSV, its ``paper`` mapping). ``eps``: dataset -> our L-inf eps, for rows
+    whose table does not state its own (the LPF tables)."""
     ref = reference(reference_csv)
-    ours = pd.concat([ours_from_table(csv, paper, name) for name, (csv, paper) in tables.items()], ignore_index=True)
+    ours = pd.concat([ours_from_table(csv, paper, name, eps) for name, (csv, paper) in tables.items()],
+                     ignore_index=True)
     out = compare(ours, ref, scale)
-    out.insert(out.columns.get_loc("paper_setting") + 1, "our_eps",
-               out["dataset"].map(lambda d: f"{(eps or {}).get(d, float('nan')):.4g}"))
+    out["our_eps"] = out["our_eps"].map(lambda e: f"{e:.4g}" if pd.notna(e) else "none")
     atomic_write_text(out_csv, out.to_csv(index=False))
     lines = ["# Published numbers against this reproduction", "",
              f"Scale: **{scale}**" + (" (CPU-sized: small CNN, few epochs, a subset of the data; differences are "

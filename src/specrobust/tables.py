@@ -19,17 +19,20 @@ def read_results(paths) -> pd.DataFrame:
 
 
 def build_table(results: pd.DataFrame, columns: list[str], row_order: list[tuple]) -> pd.DataFrame:
-    """One row per (dataset, arch, method) in ``row_order``; each attack column is the mean over seeds (%)."""
+    """One row per (dataset, arch, method) in ``row_order``; each attack column is the mean over seeds (%); ``eps``
+    is the row's largest L-inf bound (rows of one table may differ: the smooth-kernel table's data sets)."""
     g = results.groupby(["dataset", "arch", "method", "attack"])["accuracy"]
     mean, std, count = g.mean().unstack("attack"), g.std(ddof=1).unstack("attack"), g.count().unstack("attack")
     n = results.groupby("attack")["n"].max()
     eps = results.groupby("attack")["eps"].max()
+    row_eps = results.groupby(["dataset", "arch", "method"])["eps"].max()  # the row's L-inf bound (NaN: unbounded)
     out = []
     for key in row_order:
         row = dict(zip(("dataset", "arch", "method"), key))
         for c in columns:
             row[c] = round(float(mean.loc[key, c]), 2)
         row["seeds"] = int(count.loc[key, columns[0]])
+        row["eps"] = float(row_eps.loc[key])
         for c in columns:
             s = std.loc[key, c]
             row[f"{c}_std"] = round(float(s), 2) if pd.notna(s) else None

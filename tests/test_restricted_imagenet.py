@@ -203,3 +203,28 @@ def test_restricted_imagenet_runs_plan_their_pretrained_start(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert planned(r.stdout + r.stderr)["pretrained_weights"] == 1  # only sk_v still needs it
     assert f"input: results/data/restricted_imagenet.npz, {robust}" in r.stdout
+
+
+def test_torchvision_weights_are_saved_or_their_url_named(tmp_path, monkeypatch):
+    """Rule pretrained_weights: the hash-checked torchvision download saved as a state_dict; offline, an error that
+    names the URL and the config key to use instead (the download itself is replaced here)."""
+    import urllib.error
+
+    import torchvision.models._api as api
+    from specrobust.models import download_torchvision_weights
+
+    calls = []
+    monkeypatch.setattr(api, "load_state_dict_from_url",
+                        lambda url, **kw: calls.append((url, kw)) or {"fc.bias": torch.ones(3)})
+    download_torchvision_weights("resnet50", tmp_path / "w.pt")
+    assert torch.equal(load_checkpoint(tmp_path / "w.pt")["fc.bias"], torch.ones(3))
+    assert calls[0][0].endswith("resnet50-0676ba61.pth") and calls[0][1]["check_hash"]
+
+    def offline(url, **kw):
+        raise urllib.error.URLError("no route to host")
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    with pytest.raises(DataError, match=r"resnet50-0676ba61.pth.*train.init"):
+        download_torchvision_weights("resnet50", tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+    with pytest.raises(ConfigError, match="resnet18"):
+        download_torchvision_weights("resnet18", tmp_path / "x.pt")

@@ -79,8 +79,9 @@ def train_section(config: dict, dataset: str, method: str | None = None) -> dict
 
 def evaluation_section(config: dict, dataset: str, method: str | None = None) -> dict:
     """``evaluation`` with the data set's and method's overrides: ``eps`` (the attacks' default L-inf bound; null =
-    the run's train.eps), ``n_test``, ``batch_size``."""
-    return section(config, "evaluation", dataset, method)
+    the run's train.eps), ``n_test``, ``batch_size``. External checkpoints (``external_*``) get the data set's."""
+    ours = method and not method.startswith("external_")
+    return section(config, "evaluation", dataset, method if ours else None)
 
 
 def init_file(config: dict, dataset: str, arch: str, method: str) -> str | None:

@@ -292,9 +292,8 @@ class ImageFiles:
             raise DataError(f"cannot read image {self.root / str(self.files[i])}: {err}") from None
 
     def load(self, i: int) -> np.ndarray:
-        from torchvision.transforms import functional as TF
-        im = TF.center_crop(TF.resize(self.open(i), round(self.size * 8 / 7)), self.size)
-        return np.asarray(im, dtype=np.uint8)
+        import torchvision.transforms as T
+        return np.asarray(T.Compose(eval_crop(self.size))(self.open(i)), dtype=np.uint8)
 
     def decode(self) -> np.ndarray:
         if not len(self):
@@ -443,12 +442,18 @@ LIGHTING_EIGVAL = (0.2175, 0.0188, 0.0045)
 LIGHTING_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
 
 
+def eval_crop(size: int) -> list:
+    """The ImageNet test transform: shorter side to ``size * 8/7`` (256 for 224), then the centre ``size`` square."""
+    import torchvision.transforms as T
+    return [T.Resize(round(size * 8 / 7)), T.CenterCrop(size)]
+
+
 def stream_transform(augment: str, size: int):
     """PIL -> uint8 CHW tensor. ``imagenet`` is the robustness library's ImageNet training transform (random resized
     crop, flip, colour jitter 0.1; the lighting noise is added on the device, see ``StreamBatches``)."""
     import torchvision.transforms as T
 
-    resize = [T.Resize(round(size * 8 / 7)), T.CenterCrop(size)]
+    resize = eval_crop(size)
     steps = {"imagenet": [T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ColorJitter(0.1, 0.1, 0.1)],
              "flip": resize + [T.RandomHorizontalFlip()],
              "crop_flip": resize + [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()],

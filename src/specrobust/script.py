@@ -13,9 +13,7 @@ def evaluation(sm) -> dict:
     """The job's ``evaluation`` section with its data set's and method's overrides (batch size, seed, eps)."""
     from .config import evaluation_section
 
-    method = sm.wildcards.get("method", "")
-    ours = method and not method.startswith("external_")
-    return evaluation_section(sm.config, sm.wildcards.dataset, method if ours else None)
+    return evaluation_section(sm.config, sm.wildcards.dataset, sm.wildcards.get("method"))
 
 
 def run(snakemake, main) -> None:

@@ -6,7 +6,7 @@
 rule train_ablation:
     input:
         data="results/data/{dataset}.npz",
-        prefix=lambda w: f"results/models/{w.dataset}/{w.arch}/{parse_method(w.method).prefix}/seed{w.seed}/prefix.pt",
+        prefix=lambda w: prefix_file(w, parse_method(w.method).prefix),
     output:
         model=f"{POINT_DIR}/model.pt",
         metrics=f"{POINT_DIR}/metrics.csv",

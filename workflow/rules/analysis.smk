@@ -11,7 +11,7 @@ rule spectral:
     log:
         f"{ANALYSIS_DIR}/spectral.log",
     params:
-        attack=config["evaluation"]["attacks"][AN["attack"]],
+        attack=lambda w: attack_config(w, AN["attack"]),
         step=lambda w: bandwidth_step(config, w.dataset),
     threads: threads_for("evaluate")
     resources:

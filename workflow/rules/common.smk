@@ -86,20 +86,17 @@ def eval_mem(w):
     return int(per_arch("evaluate", "mem_mb", w.arch, 32000))
 
 
-def evaluation_of(w):
-    """``evaluation`` with the overrides of the job's data set and method (external checkpoints: data set only)."""
-    method = None if w.method.startswith("external_") else w.method
-    return evaluation_section(config, w.dataset, method)
-
-
 def attack_n_test(w):
     """Test images an attack runs on: its own n_test, else evaluation.n_test (data set / method overrides first)."""
-    return config["evaluation"]["attacks"][w.attack].get("n_test", evaluation_of(w).get("n_test"))
+    n_test = evaluation_section(config, w.dataset, w.method).get("n_test")
+    return config["evaluation"]["attacks"][w.attack].get("n_test", n_test)
 
 
-def attack_config(w):
-    """The attack's config entry; when it sets no eps (and is bounded), evaluation.eps of the data set / method."""
-    attack, eps = config["evaluation"]["attacks"][w.attack], evaluation_of(w).get("eps")
+def attack_config(w, name=None):
+    """The entry of attack ``name`` (default: the job's); when it sets no eps (and is bounded), evaluation.eps of
+    the data set / method, so an attack has one eps in every table and analysis of a model."""
+    attack = config["evaluation"]["attacks"][name or w.attack]
+    eps = evaluation_section(config, w.dataset, w.method).get("eps")
     if eps is None or "eps" in attack or attack.get("unbounded"):
         return attack
     return {**attack, "eps": eps}
@@ -120,8 +117,12 @@ def train_inputs(wildcards):
     prefix = prefix_of(wildcards.dataset, wildcards.method)
     if not prefix:
         return start_inputs(wildcards, wildcards.method)
-    return {"data": f"results/data/{wildcards.dataset}.npz",
-            "prefix": f"results/models/{wildcards.dataset}/{wildcards.arch}/{prefix}/seed{wildcards.seed}/prefix.pt"}
+    return {"data": f"results/data/{wildcards.dataset}.npz", "prefix": prefix_file(wildcards, prefix)}
+
+
+def prefix_file(wildcards, prefix):
+    """The shared first-decay checkpoint (rule train_prefix) that runs of ``prefix`` branch from."""
+    return f"results/models/{wildcards.dataset}/{wildcards.arch}/{prefix}/seed{wildcards.seed}/prefix.pt"
 
 
 def table_models(table):
@@ -225,7 +226,8 @@ def compared_tables():
                     "aaai_table1": {"source": "000", "table": "Table 1"}}
 
 
-def study_eps():
-    datasets = {d for t in config["tables"].values() for d in t["datasets"]} | set(AN["datasets"])
+def lpf_table_eps():
+    """Data set -> eps of the LPF tables' PGD-20, which have no eps column (every other table states its rows')."""
+    datasets = set(AN["datasets"]) | set(AN["aaai_datasets"])
     return {d: number(evaluation_section(config, d).get("eps") or train_section(config, d)["eps"])
             for d in sorted(datasets)}

@@ -15,7 +15,7 @@ rule paper_comparison:
         papers=list(compared_tables().values()),
         names=list(compared_tables()),
         scale=config.get("scale", "paper"),
-        eps=study_eps(),
+        eps=lpf_table_eps(),
     conda:
         ANALYSIS_ENV
     script:

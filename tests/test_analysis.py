@@ -36,7 +36,8 @@ def images():
 
 def test_full_bandwidth_is_no_filtering_and_a_dc_only_model_ignores_every_low_pass(images):
     x, y = images
-    pgd = make_attack({"type": "pgd", "steps": 10, "step_size": 0.02}, 0.05)
+    pgd = make_attack({"attack": "pgd20", "type": "pgd", "eps": 0.05, "steps": 10, "step_size": 0.02, "restarts": 1,
+                       "random_start": True})
     out = analysis.spectral_analysis(MeanBrightness(), x, y, pgd, [4, 8, 16], figure_k=4)
     assert out["clean"] == 100.0
     # any k >= 1 keeps the DC term, so a model of the mean pixel is blind to low-pass filtering of clean inputs
@@ -57,13 +58,13 @@ def test_analysis_runs_in_eval_mode_and_restores_training_mode(images):
     model = build_model("small_cnn", 2, 1, 16, [0.5], [0.5], c1=4, c2=8, hidden=16).train()
     seen = []
     model.register_forward_pre_hook(lambda m, inp: seen.append(m.training))
-    analysis.spectral_analysis(model, x[:8], y[:8], make_attack({"type": "fgsm"}, 0.05), [8, 16])
+    analysis.spectral_analysis(model, x[:8], y[:8], make_attack({"attack": "fgsm", "type": "fgsm", "eps": 0.05}), [8, 16])
     assert seen and not any(seen) and model.training
 
 
 def _spectral_npz(path, dataset, method, ks, clean_lpf, pgd_lpf, pgd):
     np.savez(path, bandwidths=np.array(ks), clean_lpf=np.array(clean_lpf), pgd20_lpf=np.array(pgd_lpf),
-             pgd20=pgd, dataset=dataset, arch="resnet18", method=method, seed=0, n=100)
+             pgd20=pgd, dataset=dataset, arch="resnet18", method=method, seed=0, n=100, eps=8 / 255)
     return path
 
 
@@ -72,7 +73,7 @@ def test_lpf_tables_have_the_papers_shape(tmp_path):
     a = _spectral_npz(tmp_path / "a.npz", "cifar10", "natural", ks, np.arange(8) * 10.0, np.arange(8.0), 0.5)
     b = _spectral_npz(tmp_path / "b.npz", "cifar10", "pgd_at", ks, np.full(8, 80.0), np.full(8, 52.0), 51.8)
     t1 = write_lpf_table([a, b], tmp_path / "t1.csv", tmp_path / "t1.md", "Table 1")
-    assert list(t1.columns) == ["dataset", "arch", "method", "seed"] + [f"lpf{k}" for k in ks] + ["pgd20", "n"]
+    assert list(t1.columns) == ["dataset", "arch", "method", "seed"] + [f"lpf{k}" for k in ks] + ["pgd20", "n", "eps"]
     assert t1.loc[0, "lpf32"] == 70.0 and t1.loc[1, "pgd20"] == 51.8
     w = write_lpf_table([a, b], tmp_path / "w.csv", tmp_path / "w.md", "Workshop Table 1", workshop=True)
     # the five widest bandwidths, widest first, clean then PGD-20
@@ -94,10 +95,11 @@ def test_paper_comparison_matches_cells_converts_fractions_and_states_the_scale(
         ["003_y.txt", "Table 2", "fashionmnist", "smallcnn", "sk_v", "pgd", "eps=unbounded", 0.99],  # other table
     ], columns=["source", "table", "dataset", "arch", "method", "metric", "setting", "value"]).to_csv(ref, index=False)
     pd.DataFrame({"dataset": ["cifar10"], "arch": ["resnet18"], "method": ["pgd_at"], "clean": [80.0],
-                  "pgd20": [53.5], "seeds": [1], "clean_std": [None]}).to_csv(tmp_path / "t2.csv", index=False)
+                  "pgd20": [53.5], "seeds": [1], "threat": ["linf-8_255"], "eps": [8 / 255], "clean_std": [None],
+                  "pgd20_diff": [1.2], "pgd20_p": [0.01]}).to_csv(tmp_path / "t2.csv", index=False)
     pd.DataFrame({"dataset": ["cifar10"], "arch": ["resnet18"], "method": ["natural"], "seed": [0],
-                  "lpf28": [90.0], "lpf32": [95.0], "pgd20": [0.0], "n": [100]}).to_csv(tmp_path / "t1.csv",
-                                                                                        index=False)
+                  "lpf28": [90.0], "lpf32": [95.0], "pgd20": [0.0], "n": [100], "eps": [8 / 255]}).to_csv(
+        tmp_path / "t1.csv", index=False)
     pd.DataFrame({"dataset": ["fashionmnist"], "arch": ["small_cnn"], "method": ["sk_v"],
                   "pgd20": [30.0], "eps": [0.2]}).to_csv(tmp_path / "sk.csv", index=False)  # the row's own eps
     out = write_comparison({
@@ -105,7 +107,7 @@ def test_paper_comparison_matches_cells_converts_fractions_and_states_the_scale(
         "table1": (tmp_path / "t1.csv", {"source": "001", "table": "Table 1"}),
         "sk": (tmp_path / "sk.csv", {"source": "003", "table": "Table 1", "unit": "fraction",
                                      "metrics": {"pgd20": "pgd"}}),
-    }, ref, tmp_path / "c.csv", tmp_path / "c.md", "quick", {"cifar10": 8 / 255, "fashionmnist": 0.1})
+    }, ref, tmp_path / "c.csv", tmp_path / "c.md", "quick")
     cells = {(r.table, r.metric, r.paper_setting): (r.paper, r.ours, r.diff) for r in out.itertuples()}
     assert cells == {("table2", "pgd20", "eps=8/255"): (52.0, 53.5, 1.5), ("table2", "clean", "eps=8/255"):
                      (82.0, 80.0, -2.0), ("table1", "clean_lpf", "lpf=32"): (94.0, 95.0, 1.0),
@@ -122,10 +124,10 @@ def test_paper_comparison_with_no_published_counterpart_says_so(tmp_path):
     pd.DataFrame([["001_x.txt", "Table 2", "cifar10", "resnet18", "pgd_at", "pgd20", "eps=8/255", 52.0]],
                  columns=["source", "table", "dataset", "arch", "method", "metric", "setting", "value"]).to_csv(ref,
                                                                                                             index=False)
-    pd.DataFrame({"dataset": ["mnist"], "arch": ["small_cnn"], "method": ["pgd_at"], "pgd20": [60.0]}).to_csv(
-        tmp_path / "t2.csv", index=False)
+    pd.DataFrame({"dataset": ["mnist"], "arch": ["small_cnn"], "method": ["pgd_at"], "pgd20": [60.0],
+                  "eps": [0.3]}).to_csv(tmp_path / "t2.csv", index=False)
     out = write_comparison({"table2": (tmp_path / "t2.csv", {"source": "001", "table": "Table 2"})}, ref,
-                           tmp_path / "c.csv", tmp_path / "c.md", "quick", {"mnist": 0.3})
+                           tmp_path / "c.csv", tmp_path / "c.md", "quick")
     assert out.empty and list(pd.read_csv(tmp_path / "c.csv").columns) == list(out.columns)
     assert "paper_setting" in out.columns and "our_eps" in out.columns
     assert "No cell of this run has a published counterpart" in (tmp_path / "c.md").read_text()

@@ -32,8 +32,8 @@ def test_autoattack_breakdown_and_resume(tmp_path, monkeypatch):
     model = linear()
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(12, 3, 4, 4, generator=g), torch.randint(0, 10, (12,), generator=g)
-    cfg = {"type": "autoattack", "version": "standard"}
-    flags, extra = evaluate.evaluate_attack(model, x, y, cfg, "aa", 0.1, 12, 0)
+    cfg = {"attack": "aa", "type": "autoattack", "version": "standard", "eps": 0.1}
+    flags, extra = evaluate.evaluate_attack(model, x, y, cfg, 12, 0)
     b = extra["breakdown"]
     assert list(b) == ["clean", "apgd-ce", "apgd-t", "fab-t", "square"]
     assert all(b[k] >= b[j] for k, j in zip(list(b), list(b)[1:]))        # robust accuracy only falls
@@ -49,20 +49,63 @@ def test_autoattack_breakdown_and_resume(tmp_path, monkeypatch):
         seen["attacks"] = kw["attacks"]
         return real(*a, **kw)
     monkeypatch.setattr(attacks, "autoattack", spy)
-    _, extra = evaluate.evaluate_attack(model, x, y, cfg, "aa", 0.1, 12, 0, state_path=state)
+    _, extra = evaluate.evaluate_attack(model, x, y, cfg, 12, 0, state_path=state)
     assert seen["attacks"] == ["apgd-t", "fab-t", "square"]
     assert extra["breakdown"]["apgd-ce"] == 100.0 and "square" in extra["breakdown"]
 
 
+def job(attack="pgd20", kind="pgd", eps=0.1, n_test=20, **kw):
+    return {"dataset": "mnist", "arch": "small_cnn", "method": "pgd_at", "seed": 0, "threat": f"linf-{eps}",
+            "attack": attack, "type": kind, "norm": "linf", "eps": eps, "n_test": n_test, "batch_size": 500,
+            "attack_seed": 0, **kw}
+
+
 def test_run_evaluation_writes_json_and_per_example(tmp_path):
     saved_tiny_run(tmp_path, "pgd_at", 30, test_index=np.arange(100, 130))
-    r = evaluate.run_evaluation(tmp_path / "model.pt", tmp_path / "d.npz", "pgd20",
-                                {"type": "pgd", "steps": 3, "step_size": "1/40"}, tmp_path / "o.json",
-                                tmp_path / "o.npz", n_test=20, log=lambda m: None)
+    rec = job(steps=3, step_size=0.025, restarts=1, random_start=True)
+    r = evaluate.run_evaluation(tmp_path / "model.pt", tmp_path / "d.npz", rec, tmp_path / "o.json", tmp_path / "o.npz",
+                                log=lambda m: None)
     per = np.load(tmp_path / "o.npz")
     assert r["n"] == 20 and per["test_index"].tolist() == list(range(100, 120))
     assert r["correct"] == per["correct"].sum() and r["ci95"][0] <= r["accuracy"] <= r["ci95"][1]
-    assert r["precision"] == "fp32" and r["eps"] == 0.1
+    # the result states its threat model, eps and step, and the whole record it ran under
+    assert r["precision"] == "fp32" and (r["eps"], r["step_size"], r["threat"]) == (0.1, 0.025, "linf-0.1")
+    assert r["job"] == rec
+
+
+def test_autoattack_runs_on_three_channel_images(tmp_path):
+    """CIFAR-shaped test images come from NHWC arrays; AutoAttack views its inputs and needs them contiguous."""
+    from specrobust.io import atomic_savez
+    from specrobust.models import build_model
+
+    model = build_model("small_cnn", 10, 3, 32, [0.5] * 3, [0.25] * 3, c1=4, c2=4, hidden=8)
+    meta = {"arch": "small_cnn", "arch_options": {"c1": 4, "c2": 4, "hidden": 8}, "num_classes": 10,
+            "in_channels": 3, "image_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3, "dataset": "cifar10",
+            "method": "pgd_at", "seed": 0, "epoch": 0}
+    atomic_torch_save({"model": model.state_dict(), "meta": meta}, tmp_path / "model.pt")
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 6)
+    atomic_savez(tmp_path / "d.npz", x_train=x, y_train=y, x_val=x, y_val=y, x_test=x, y_test=y,
+                 train_index=np.arange(6), val_index=np.arange(6), test_index=np.arange(6),
+                 mean=np.full(3, 0.5, np.float32), std=np.full(3, 0.25, np.float32), num_classes=np.int64(10),
+                 split_seed=np.int64(0))
+    r = evaluate.run_evaluation(tmp_path / "model.pt", tmp_path / "d.npz",
+                                job("aa", "autoattack", 8 / 255, 6, version="standard"), tmp_path / "aa.json",
+                                tmp_path / "aa.npz", log=lambda m: None)
+    assert r["n"] == 6 and set(r["breakdown"]) == {"clean", "apgd-ce", "apgd-t", "fab-t", "square"}
+
+
+def test_a_gpu_job_without_a_gpu_stops_naming_host_and_visible_devices(monkeypatch):
+    """A job whose resources ask for a GPU never falls back to the CPU."""
+    from types import SimpleNamespace
+
+    from specrobust import script
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    with pytest.raises(script.NoGPU, match=r"host .+CUDA_VISIBLE_DEVICES=3"):
+        script.device(SimpleNamespace(resources=SimpleNamespace(gpu=1)))
+    assert script.device(SimpleNamespace(resources=SimpleNamespace(gpu=0))) == "cpu"
 
 
 def test_benchmark_runs_and_reports_a_ratio(capsys):

@@ -14,14 +14,14 @@ from specrobust.config import deep_merge
 from specrobust.io import atomic_savez
 from specrobust.errors import ConfigError
 from specrobust.io import load_checkpoint
-from specrobust.spec import run_spec
+from specrobust.jobs import run_spec
 from specrobust.train import NonFiniteLoss, Trainer, resolve_device
 from test_train import TINY
 
 RUNNER = """
 import sys, yaml
 from specrobust.data import load_prepared
-from specrobust.spec import run_spec
+from specrobust.jobs import run_spec
 from specrobust.train import train
 import torch
 torch.set_num_threads(1)
@@ -75,6 +75,9 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_equal(kill_setup):
         killed = [not run_training(root, out, kill_after=rng.uniform(0.3, 0.95) * duration)
                   for _ in range(rng.randint(1, 2))]
         assert any(killed)
+        if (out / "last.pt").exists():  # a killed run leaves metrics.csv with every finished epoch
+            finished = int(load_checkpoint(out / "last.pt")["epoch"])
+            assert len((out / "metrics.csv").read_text().splitlines()) - 1 >= finished
         run_training(root, out)
         got = load_checkpoint(out / "model.pt")
         assert all(torch.equal(got["model"][k], reference["model"][k]) for k in reference["model"])
@@ -95,28 +98,31 @@ def test_nan_loss_stops_with_epoch(config):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_gpu_requested_without_gpu():
-    with pytest.raises(ConfigError, match="train.device is 'cuda'"):
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
         resolve_device("cuda")
 
 
-def test_gpu_slots_are_exclusive_across_processes(tmp_path, monkeypatch):
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    code = ("import os, sys, time; from specrobust.gpus import claim_gpu; "
-            "print(claim_gpu(2, sys.argv[1]), flush=True); time.sleep(30)")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+def test_gpu_slots_are_exclusive_across_processes_and_follow_the_users_choice(tmp_path, monkeypatch):
+    """On a workstation each job locks its own GPU among the visible ones: with CUDA_VISIBLE_DEVICES=2,3 jobs spread
+    over GPUs 2 and 3, not all onto the first."""
+    from specrobust import gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert gpus.visible_gpus() == ["2", "3"]
+    code = ("import os, sys, time; from specrobust.gpus import claim_gpu, visible_gpus; "
+            "print(claim_gpu(visible_gpus(), sys.argv[1]), flush=True); time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                              env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": "2,3"})
     try:
-        assert holder.stdout.readline().strip() == "0"
-        from specrobust import gpus
+        assert holder.stdout.readline().strip() == "2"
         monkeypatch.setattr(gpus, "_held", [])
-        assert gpus.claim_gpu(2, str(tmp_path)) == 1           # slot 0 is held by the other job
+        assert gpus.claim_gpu(gpus.visible_gpus(), str(tmp_path)) == "3"   # GPU 2 is held by the other job
         import os
-        assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
-        monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-        with pytest.raises(RuntimeError, match="all 2 GPUs"):
-            gpus.claim_gpu(2, str(tmp_path))
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+        with pytest.raises(RuntimeError, match="all GPUs 2,3"):
+            gpus.claim_gpu(["2", "3"], str(tmp_path))
     finally:
         holder.kill()
         for f in gpus._held:
             f.close()
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")            # a launcher (SLURM) already chose: leave it
-    assert gpus.claim_gpu(2, str(tmp_path)) is None
+    assert gpus.claim_gpu([], str(tmp_path)) is None

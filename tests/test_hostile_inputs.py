@@ -11,7 +11,7 @@ from specrobust.config import check_config, deep_merge, number
 from specrobust.errors import SpecRobustError
 from specrobust.io import load_checkpoint
 from specrobust.models import build_model
-from specrobust.spec import run_spec
+from specrobust.jobs import run_spec
 from specrobust.train import resolve_device
 
 CONFIGS = [
@@ -28,8 +28,12 @@ CONFIGS = [
     ({"data": {"paths": {"imagenet": "/x"}}}, "data.paths"),
     ({"evaluation": {"attacks": {"pgd20": {"type": "pgd", "steps": 0}}}}, "evaluation.attacks.pgd20.steps"),
     ({"evaluation": {"attacks": {"x": {"type": "deepfool"}}}}, "evaluation.attacks.x.type"),
-    ({"evaluation": {"attacks": {"x": {"type": "pgd", "unbounded": True}}}}, "evaluation.attacks.x.type"),
-    ({"evaluation": {"attacks": {"x": {"type": "adef", "unbounded": "yes"}}}}, "evaluation.attacks.x.unbounded"),
+    ({"evaluation": {"attacks": {"x": {"type": "adef", "unbounded": True}}}}, "evaluation.attacks.x.unbounded"),
+    ({"evaluation": {"eps": {"cifar11": 0.1}}}, "evaluation.eps"),
+    ({"evaluation": {"eps": {"mnist": "none"}}}, "evaluation.eps.mnist"),
+    ({"evaluation": {"attacks": {"pgd20": {"type": "pgd", "step_size": "eps*4"}}}}, "evaluation.attacks.pgd20.step_size"),
+    ({"tables": {"table2": {"eps": {"svhn": -1}}}}, "tables.table2.eps.svhn"),
+    ({"data": {"synthetic": {"train": 10}}}, "data.synthetic"),
     ({"tables": {"table2": {"archs": ["vgg16"]}}}, "tables.table2.archs"),
     ({"tables": {"table2": {"methods": ["pgd_at_fr_fr"]}}}, "tables.table2.methods"),
     ({"sanity": {"tables": ["table99"]}}, "sanity.tables"),
@@ -81,4 +85,4 @@ def test_malformed_files_and_values(tmp_path, config):
     one_line(lambda: build_model("vgg16", 10, 3, 32, [0] * 3, [1] * 3), "vgg16")
     one_line(lambda: run_spec(config, "cifar10", "resnet18", "pgd_att", 0), "pgd_att")
     if not torch.cuda.is_available():
-        one_line(lambda: resolve_device("cuda"), "train.device")
+        one_line(lambda: resolve_device("cuda"), "CUDA")

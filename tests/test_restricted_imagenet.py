@@ -15,7 +15,7 @@ from specrobust.errors import CheckpointError, ConfigError, DataError
 from specrobust.evaluate import load_model
 from specrobust.io import atomic_torch_save, load_checkpoint
 from specrobust.models import build_model, load_init
-from specrobust.spec import run_spec
+from specrobust.jobs import run_spec
 from specrobust.train import train
 
 # ImageNet class index -> how many training / validation images the fake folder has there

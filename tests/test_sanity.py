@@ -60,8 +60,8 @@ def by_name(checks):
 
 def test_sound_natural_model_passes_everything(natural_mlp):
     net, x, y = natural_mlp
-    checks = by_name(sanity.run_sanity(net, x, y, 0.15, 0.04, CFG, natural=True))
-    assert len(checks) == 10  # the AutoAttack comparison needs evaluation results, none given here
+    checks = by_name(sanity.run_sanity(net, x, y, 0.15, CFG, natural=True))
+    assert len(checks) == 12  # the AutoAttack comparison needs evaluation results, none given here
     failed = [c for c in checks.values() if not c.passed]
     assert not failed, failed
     assert checks["eps_zero_is_clean"].reference > 80  # the model is actually accurate
@@ -73,14 +73,16 @@ def test_a_collapsed_model_is_caught():
     torch.nn.init.zeros_(net[1].weight)
     net[1].bias.data = torch.arange(10.0)  # always class 9
     x, y = torch.rand(40, 1, 2, 2), torch.arange(40) % 10
-    checks = by_name(sanity.run_sanity(net, x, y, 0.1, 0.025, CFG, natural=False))
+    checks = by_name(sanity.run_sanity(net, x, y, 0.1, CFG, natural=False))
     assert not checks["clean_above_chance"].passed and "did not learn" in checks["clean_above_chance"].detail
+    assert not checks["predictions_spread"].passed and checks["predictions_spread"].value == 100.0
+    assert not checks["attack_moves_accuracy"].passed          # a constant model: no attack changes anything
     assert checks["pgd10_x2_restarts_not_weaker"].passed  # the robustness checks alone would not notice
 
 
 def test_gradient_masked_model_is_caught(natural_mlp):
     net, x, y = natural_mlp
-    checks = by_name(sanity.run_sanity(RoundInput(net), x, y, 0.15, 0.04, CFG, natural=True))
+    checks = by_name(sanity.run_sanity(RoundInput(net), x, y, 0.15, CFG, natural=True))
     assert not checks["natural_model_falls"].passed          # PGD finds (almost) nothing ...
     assert not checks["blackbox_not_stronger"].passed        # ... while the black-box Square attack does
     assert checks["eps_zero_is_clean"].passed                # checks that do not concern masking still pass

@@ -8,11 +8,12 @@ from specrobust.data import Prepared
 from specrobust.errors import CheckpointError
 from specrobust.evaluate import load_model
 from specrobust.io import atomic_torch_save, load_checkpoint
-from specrobust.spec import run_spec
+from specrobust.jobs import run_spec
 from specrobust.train import Trainer, train
 
 TINY = {"train": {"device": "cpu", "epochs": 3, "milestones": [2], "batch_size": 32, "eps": 0.1,
                   "step_size": 0.05, "steps": 2, "val_limit": 40, "val_steps": 2, "lr": 0.05},
+        "methods": {f: {"train": {"epochs": 3, "milestones": [2]}} for f in ("awp", "trades_awp")},  # not 200
         "archs": {"small_cnn": {"c1": 4, "c2": 8, "hidden": 16}}}
 
 
@@ -121,13 +122,13 @@ def test_import_external_checkpoint(config, tiny_data, tmp_path):
                  std=np.array(d.std, np.float32), num_classes=np.int64(10), split_seed=np.int64(0))
     torch.save({"state_dict": {f"module.{k}": v for k, v in model[1].state_dict().items()}}, tmp_path / "bare.pt")
     opts = TINY["archs"]["small_cnn"]
-    import_external(tmp_path / "bare.pt", "small_cnn", tmp_path / "mnist.npz", tmp_path / "ext.pt", "bare", 0.1, 0.05,
+    import_external(tmp_path / "bare.pt", "small_cnn", tmp_path / "mnist.npz", tmp_path / "ext.pt", "bare",
                     meta["mean"], meta["std"], opts)
     ext, ext_meta = load_model(tmp_path / "ext.pt")
     x = to_tensor(d.x_test)
     assert torch.allclose(ext(x), model(x), atol=1e-6) and ext_meta["method"] == "external_bare"
     with pytest.raises(CheckpointError, match="does not fit arch"):
-        import_external(tmp_path / "bare.pt", "resnet18", tmp_path / "mnist.npz", tmp_path / "x.pt", "x", 0.1, 0.05)
+        import_external(tmp_path / "bare.pt", "resnet18", tmp_path / "mnist.npz", tmp_path / "x.pt", "x")
 
 
 @pytest.mark.parametrize("method,prefix", [
@@ -165,6 +166,45 @@ def test_swa_reports_a_batchnorm_updated_average(config, tmp_path):
     key = next(k for k in bn if k.endswith("running_var"))
     assert not torch.allclose(bn[key], t.swa.model.state_dict()[key])
     assert t.best["epoch"] >= 2  # an SWA model is reported
+
+
+@pytest.mark.parametrize("wa_bn", ["reestimate", "average"])
+def test_fr_wa_teacher_batchnorm_is_reestimated_or_averaged(config, wa_bn):
+    """FR/WA's teacher: `reestimate` (default) gives the averaged weights BatchNorm statistics measured on the clean
+    training images (Izmailov et al.); `average` keeps the running statistics averaged like the weights."""
+    x, y = synthetic_images(200, size=12, seed=3)
+    data = Prepared("mnist", x[:160], y[:160], x[160:], y[160:], x[:20], y[:20], np.arange(20), (0.2,), (0.3,), 10)
+    cfg = deep_merge(config, deep_merge(TINY, {"train": {"epochs": 3, "milestones": [1]}, "fr": {"wa_bn": wa_bn}}))
+    t = Trainer(run_spec(cfg, "mnist", "preact_resnet18", "pgd_at_fr_wa", 0), data, "cpu")
+    states = []
+    for _ in range(3):
+        t.train_epoch()
+        states.append({k: v.clone() for k, v in t.model.state_dict().items()})
+    key = next(k for k in states[-1] if k.endswith("running_var"))
+    averaged = (states[1][key] + states[2][key]) / 2          # W_wa started at epoch 1's weights, then epoch 2
+    assert torch.allclose(t.wa.model.state_dict()[key], averaged, atol=1e-6) == (wa_bn == "average")
+    w = next(k for k in states[-1] if k.endswith("conv1.weight"))
+    assert torch.allclose(t.wa.model.state_dict()[w], (states[1][w] + states[2][w]) / 2, atol=1e-6)
+
+
+def test_metrics_are_written_after_every_epoch_and_progress_is_logged(config, tiny_data, tmp_path):
+    seen, lines = [], []
+    import specrobust.train as tr
+    real = tr.write_metrics
+
+    def spy(rows, path):
+        real(rows, path)
+        seen.append(open(path).read().count("\n") - 1)
+    tr.write_metrics = spy
+    try:
+        train(tiny_spec(config, "pgd_at"), tiny_data, tmp_path / "m.pt", tmp_path / "m.csv", tmp_path / "w",
+              log=lines.append, progress_interval=0)
+    finally:
+        tr.write_metrics = real
+    assert seen[:3] == [1, 2, 3]           # one more finished epoch each time, before the run ends
+    progress = [ln for ln in lines if "steps," in ln and "ETA" in ln]
+    assert progress and all("images/s" in ln and "run ETA" in ln for ln in progress)
+    assert sum("epoch 0:" in ln for ln in progress) <= 9   # at most one line per tenth of an epoch
 
 
 def test_awp_restores_weights_each_step(config, tiny_data):

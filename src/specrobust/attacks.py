@@ -5,6 +5,9 @@ evaluations run through :mod:`specrobust.evaluate`, which forces fp32, TF32 off 
 """
 from __future__ import annotations
 
+import logging
+import time
+
 import torch
 import torch.nn.functional as F
 
@@ -72,37 +75,58 @@ def cw_inf(model, x, y, eps: float, step_size: float, steps: int = 30, **kw) -> 
     return pgd(model, x, y, eps, step_size, steps, loss="margin", **kw)
 
 
+class _ToLog(logging.Handler):
+    """Forwards AutoAttack's own progress messages (logger ``auto-attack``) to a rule's log function."""
+
+    def __init__(self, log):
+        super().__init__(logging.DEBUG)
+        self.log = log
+
+    def emit(self, record):
+        self.log(f"autoattack: {record.getMessage()}")
+
+
 def autoattack(model, x, y, eps: float, *, version: str = "standard", seed: int = 0, batch_size: int = 500,
-               attacks: list[str] | None = None, flags: torch.Tensor | None = None, on_step=None):
+               attacks: list[str] | None = None, flags: torch.Tensor | None = None, on_step=None, log=None):
     """AutoAttack (Croce & Hein) through PyPI ``pyautoattack``, whose APGD, FAB and Square are the official code.
 
     Runs the version's attacks one at a time on the points still robust, exactly as the official loop does, so
     that the robust accuracy after each attack is known. ``flags`` (robust so far) and ``attacks`` (still to run)
     resume an interrupted evaluation; ``on_step(name, flags)`` is called after each attack to save that state.
+    ``log`` receives AutoAttack's own progress lines and one line per finished attack.
     Returns the final per-example robust flags and the breakdown {attack: robust accuracy}.
     """
-    import logging
-
     from pyautoattack import AutoAttack
 
-    logging.getLogger("auto-attack").setLevel(logging.WARNING)
     aa = AutoAttack(model, eps=eps, norm="Linf", version=version, seed=seed, device=x.device)
     todo = list(aa.attacks_to_run if attacks is None else attacks)
-    if flags is None:
-        with torch.no_grad():
-            flags = torch.cat([model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]
-                               for i in range(0, len(x), batch_size)])
-        if on_step:
-            on_step("clean", flags)
-    breakdown = {}
-    for name in todo:
-        idx = flags.nonzero().flatten()
-        if len(idx):
-            aa.attacks_to_run = [name]
-            _, y_adv = aa.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
-            flags = flags.clone()
-            flags[idx] = y_adv.to(flags.device) == y[idx]
-        breakdown[name] = flags.float().mean().item()
-        if on_step:
-            on_step(name, flags)
+    logger, handler = logging.getLogger("auto-attack"), _ToLog(log) if log else None
+    if handler:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        if flags is None:
+            with torch.no_grad():
+                flags = torch.cat([model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]
+                                   for i in range(0, len(x), batch_size)])
+            if on_step:
+                on_step("clean", flags)
+        breakdown = {}
+        for name in todo:
+            idx = flags.nonzero().flatten()
+            t0 = time.time()
+            if len(idx):
+                aa.attacks_to_run = [name]
+                _, y_adv = aa.run_standard_evaluation(x[idx].contiguous(), y[idx], batch_size=batch_size)
+                flags = flags.clone()
+                flags[idx] = y_adv.to(flags.device) == y[idx]
+            breakdown[name] = flags.float().mean().item()
+            if log:
+                log(f"{name}: robust accuracy {100 * breakdown[name]:.2f}% after attacking {len(idx)} points "
+                    f"({time.time() - t0:.1f}s)")
+            if on_step:
+                on_step(name, flags)
+    finally:
+        if handler:
+            logger.removeHandler(handler)
     return flags, breakdown

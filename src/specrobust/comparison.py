@@ -26,15 +26,13 @@ def reference(path) -> pd.DataFrame:
     return ref
 
 
-def ours_from_table(csv, paper: dict, table: str, eps: dict[str, float] | None = None) -> pd.DataFrame:
+def ours_from_table(csv, paper: dict, table: str) -> pd.DataFrame:
     """Our table in long form: one row per (dataset, arch, method, column), named as the paper names metrics, with
-    the row's eps (its own column; for tables without one, the LPF tables, ``eps[dataset]``; NaN: unbounded)."""
+    the row's eps (every table states it; NaN: unbounded)."""
     t = pd.read_csv(csv)
     metrics = paper.get("metrics") or {}
-    if "eps" not in t.columns:
-        t["eps"] = t["dataset"].map(eps or {}).astype(float)
-    cols = [c for c in t.columns if c not in ("dataset", "arch", "method", "seed", "seeds", "n", "eps")
-            and not c.endswith("_std")]
+    cols = [c for c in t.columns if c not in ("dataset", "arch", "method", "seed", "seeds", "n", "eps", "threat")
+            and not c.endswith(("_std", "_diff", "_p"))]
     long = t.melt(id_vars=["dataset", "arch", "method", "eps"], value_vars=cols, var_name="column",
                   value_name="ours")
     lpf = long["column"].str.extract(r"^(clean_|pgd20_)?lpf(\d+)$")  # Table 1's lpfK is clean accuracy
@@ -65,12 +63,10 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, scale: str) -> pd.DataFrame:
     return out[COLUMNS]
 
 
-def write_comparison(tables: dict[str, tuple[str, dict]], reference_csv, out_csv, out_md, scale: str,
-                     eps: dict[str, float] | None = None) -> pd.DataFrame:
-    """``tables``: our table name -> (its CSV, its ``paper`` mapping). ``eps``: dataset -> our L-inf eps, for rows
-    whose table does not state its own (the LPF tables)."""
+def write_comparison(tables: dict[str, tuple[str, dict]], reference_csv, out_csv, out_md, scale: str) -> pd.DataFrame:
+    """``tables``: our table name -> (its CSV, its ``paper`` mapping)."""
     ref = reference(reference_csv)
-    ours = pd.concat([ours_from_table(csv, paper, name, eps) for name, (csv, paper) in tables.items()],
+    ours = pd.concat([ours_from_table(csv, paper, name) for name, (csv, paper) in tables.items()],
                      ignore_index=True)
     out = compare(ours, ref, scale)
     out["our_eps"] = out["our_eps"].map(lambda e: f"{e:.4g}" if pd.notna(e) else "none")

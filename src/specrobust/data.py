@@ -22,38 +22,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_savez, DataError
+from .io import DataError, atomic_savez
+from .registry import AUGMENTATIONS, CLASS_NAMES, dataset_info
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    num_classes: int
-    channels: int
-    size: int
-    augment: str  # default augmentation of the papers: "crop_flip", "flip", "none" or "imagenet"
-
-
-DATASETS = {
-    "cifar10": DatasetInfo(10, 3, 32, "crop_flip"),
-    "cifar100": DatasetInfo(100, 3, 32, "crop_flip"),
-    "svhn": DatasetInfo(10, 3, 32, "none"),
-    "tinyimagenet": DatasetInfo(200, 3, 64, "flip"),
-    "mnist": DatasetInfo(10, 1, 28, "none"),
-    "fashionmnist": DatasetInfo(10, 1, 28, "none"),
-    "restricted_imagenet": DatasetInfo(9, 3, 224, "imagenet"),
-}
-AUGMENTATIONS = ("crop_flip", "flip", "none", "imagenet")
 
 # Restricted ImageNet: 9 super-classes, each a range of ImageNet class indices (inclusive; an index is the position of
 # the WNID in the sorted list of the 1,000 WNIDs, as torchvision's ImageFolder numbers them). Tsipras et al. 2019,
 # the robustness library (MadryLab) that the smooth-kernel paper used.
 RESTRICTED_IMAGENET_RANGES = ((151, 268), (281, 285), (30, 32), (33, 37), (80, 100), (365, 382), (389, 397),
                               (118, 121), (300, 319))
-RESTRICTED_IMAGENET_CLASSES = ("dog", "cat", "frog", "turtle", "bird", "primate", "fish", "crab", "insect")
+RESTRICTED_IMAGENET_CLASSES = CLASS_NAMES["restricted_imagenet"]
 # The robustness library's normalization for Restricted ImageNet (0.2575 is the "standard deviation" that the
 # smooth-kernel paper's Appendix A divides by); also the statistics its pretrained robust ResNet-50 expects.
 RESTRICTED_IMAGENET_MEAN = (0.4717, 0.4499, 0.3837)
@@ -61,16 +44,10 @@ RESTRICTED_IMAGENET_STD = (0.2600, 0.2516, 0.2575)
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name]
-
-
 # ----------------------------------------------------------------------------------------------- raw loaders
 def _offline_hint(name: str, root: Path) -> str:
-    return (f"data set {name!r} is not on disk under {root} and could not be downloaded; "
-            f"download it there, or set config key data.paths.{name} to a local copy")
+    return (f"data set {name!r} is not on disk under {root}; let rule download_dataset fetch it (config "
+            f"data.download: true, on a machine with internet), or set config key data.paths.{name} to a local copy")
 
 
 def _torchvision(name: str, root: Path, download: bool):
@@ -199,6 +176,54 @@ def load_raw(name: str, root: str | Path, download: bool = True, path: str | Non
     return _torchvision(name, root, download)
 
 
+def download(name: str, root: str | Path) -> Path:
+    """Fetch a data set into ``root`` (torchvision's download and checksum, Tiny ImageNet's official zip), on the
+    machine with the internet (rule download_dataset); the compute jobs then read it with ``download=False``."""
+    if name == "restricted_imagenet":
+        raise DataError("restricted_imagenet cannot be downloaded; set config key data.paths.restricted_imagenet")
+    load_raw(name, root, download=True)
+    return DEBIAN_FASHION_MNIST if name == "fashionmnist" and DEBIAN_FASHION_MNIST.is_dir() else Path(root)
+
+
+def synthetic_images(name: str, n_train: int, n_test: int, seed: int = 0):
+    """Stand-in data of a data set's real shape and class count (smoke runs of the paper config): each class
+    brightens its own band of rows over uniform noise, so models can learn it. Same return as :func:`load_raw`."""
+    info = dataset_info(name)
+
+    def draw(n, s):
+        rng = np.random.default_rng(s)
+        y = np.arange(n) % info.num_classes
+        rng.shuffle(y)
+        x = rng.integers(0, 90, (n, info.size, info.size, info.channels)).astype(np.uint8)
+        rows = (y * info.size) // info.num_classes
+        for i, r in enumerate(rows):
+            x[i, r:r + max(2, info.size // 8)] = 220
+        return x, y.astype(np.int64)
+
+    return (*draw(n_train, seed), *draw(n_test, seed + 1))
+
+
+def generate_imagefolder(root: Path, per_class: int, seed: int = 0, size: int = 64) -> Path:
+    """A stand-in ImageNet in ImageFolder layout: all 1,000 WNID folders in train/ and val/, JPEGs in the first
+    WNID of every Restricted ImageNet class and in two other classes (which the index must leave out)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    wnids = [f"n{i:08d}" for i in range(1000)]
+    filled = {lo: label for label, (lo, _) in enumerate(RESTRICTED_IMAGENET_RANGES)} | {0: None, 999: None}
+    for split, n in (("train", per_class), ("val", max(1, per_class // 2))):
+        for i, w in enumerate(wnids):
+            folder = root / split / w
+            folder.mkdir(parents=True, exist_ok=True)
+            if i not in filled:
+                continue
+            for j in range(n):
+                pixels = rng.integers(0, 90, (size, size, 3)).astype(np.uint8)
+                pixels[((filled[i] or 0) * size) // 9:][: size // 8] = 220
+                Image.fromarray(pixels).save(folder / f"{w}_{j}.JPEG", quality=90)
+    return root
+
+
 def restricted_imagenet_label(class_index: int) -> int | None:
     """The Restricted ImageNet label (0..8) of an ImageNet class index, or None for the 789 other classes."""
     for label, (lo, hi) in enumerate(RESTRICTED_IMAGENET_RANGES):
@@ -317,14 +342,29 @@ def _limit(idx: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(idx, size=limit, replace=False))
 
 
-def prepare(name: str, out: str | Path, root: str | Path = "data", download: bool = True, path: str | None = None,
-            val_fraction: float = 0.1, split_seed: int = 0, train_limit: int | None = None,
-            val_limit: int | None = None, test_limit: int | None = None) -> dict:
-    """Write the prepared data set (fixed split, optional seeded subsets) to ``out`` and return its summary."""
+def prepare(name: str, out: str | Path, root: str | Path | None = "data", path: str | None = None,
+            synthetic: dict | None = None, val_fraction: float = 0.1, split_seed: int = 0,
+            train_limit: int | None = None, val_limit: int | None = None, test_limit: int | None = None,
+            shapes: dict | None = None) -> dict:
+    """Write the prepared data set (fixed split, optional seeded subsets) to ``out`` and return its summary. The raw
+    data is a local copy (``path``), what rule download_dataset put into ``root``, generated stand-in data
+    (``synthetic = {train: N, test: M}``; for Restricted ImageNet an ImageFolder beside ``out``), or for ``shapes``
+    the four-shapes images drawn with the split seed (``shapes = {train: N, test: M}``). Never downloads."""
     info = dataset_info(name)
     if name == "restricted_imagenet":
+        if synthetic:
+            path = generate_imagefolder(Path(out).with_name(Path(out).stem + "_images"),
+                                        max(2, int(synthetic["train"]) // 9), split_seed)
         return _prepare_restricted_imagenet(out, path, val_fraction, split_seed, train_limit, val_limit, test_limit)
-    x_tr, y_tr, x_te, y_te = load_raw(name, root, download, path)
+    if synthetic:
+        x_tr, y_tr, x_te, y_te = synthetic_images(name, int(synthetic["train"]), int(synthetic["test"]), split_seed)
+    elif name == "shapes":
+        from .shapes import shapes_raw
+        n = shapes or {}
+        x_tr, y_tr, x_te, y_te = shapes_raw(int(n.get("train", 8000)), int(n.get("test", 2000)), info.size,
+                                            split_seed)
+    else:
+        x_tr, y_tr, x_te, y_te = load_raw(name, root or "data", False, path)
     if x_tr.ndim != 4 or x_tr.shape[1:] != (info.size, info.size, info.channels):
         raise DataError(f"{name}: expected images of shape (N, {info.size}, {info.size}, {info.channels}), "
                         f"got {x_tr.shape}")
@@ -386,7 +426,7 @@ def to_tensor(x: np.ndarray | torch.Tensor | ImageFiles, device="cpu") -> torch.
     if isinstance(x, ImageFiles):
         x = x.decode()
     x = torch.as_tensor(x, device=device)
-    return x.permute(0, 3, 1, 2).float().div_(255.0)
+    return x.permute(0, 3, 1, 2).float().div_(255.0).contiguous()  # contiguous: AutoAttack views its inputs
 
 
 class DeviceBatches:

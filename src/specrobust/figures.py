@@ -537,3 +537,344 @@ def ablation(curves, final, param: str, baseline: str, title: str, out) -> list[
     right.grid(alpha=0.3)
     fig.suptitle(title)
     return _save(fig, out)
+
+
+# ==================================================================================================================
+# Smooth-kernel paper (seed 003): Figures 1-6 and Appendices B-C from the arrays of specrobust.smooth_kernels
+# ==================================================================================================================
+__all__ += ["sk_figure1", "sk_figure2", "sk_class_images", "sk_distance_curves", "sk_targeted"]
+
+SK_FAIL_COLOUR = "tab:red"
+
+
+def _img_axis(ax, img, *, frame: str | None = None, vmin: float | None = 0.0, vmax: float | None = 1.0,
+              cmap: str = "gray") -> None:
+    """One image (C, H, W) (or (H, W)) without ticks; NaN images (nothing to show) are left blank with 'n/a'.
+    ``frame``: a colour for a thick frame (e.g. a failed attack), else no spines."""
+    arr = np.asarray(img, dtype=np.float64)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if not np.isfinite(arr).all():
+        ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes, color="0.4", fontsize=8)
+        ax.set_facecolor("0.93")
+    elif arr.ndim == 2:
+        ax.imshow(arr, cmap=cmap, vmin=vmin, vmax=vmax)
+    else:
+        hwc = _as_hwc(arr)
+        ax.imshow(hwc, cmap="gray" if hwc.ndim == 2 else None, vmin=0.0, vmax=1.0)
+    for spine in ax.spines.values():
+        spine.set_visible(frame is not None)
+        if frame is not None:
+            spine.set_edgecolor(frame)
+            spine.set_linewidth(2.5)
+
+
+def _class_name(class_names, c) -> str:
+    c = int(c)
+    return str(class_names[c]) if class_names is not None and 0 <= c < len(class_names) else f"class {c}"
+
+
+@_styled
+def sk_figure1(models, title: str, out, n_kernels: int = 4) -> list[Path]:
+    """Smooth-kernel Figure 1: per model a row of (a) the first ``n_kernels`` first-layer kernels, (b) |DFT| of
+    each (low frequencies in the centre) and (c) the first layer's feature maps of one image (the paper's: a star).
+
+    ``models``: ``label -> specrobust.smooth_kernels.first_layer_view`` dict (``kernels_2d`` or ``kernels``,
+    ``spectra``, ``features``, optional ``image``). Each kernel is divided by its max |w| (diverging colours,
+    white = 0), each spectrum by its own maximum, each feature map stretched to its own range (gray), so shapes,
+    not scales, are compared. Row labels give the drawn kernels' roughness (:func:`kernel_smoothness`).
+    """
+    items = _items(models)
+    n = n_kernels
+    has_image = any("image" in d for _, d in items)
+    # columns: [input] | n kernels | gap | n spectra | gap | n feature maps
+    ratios = ([1.0, 0.25] if has_image else []) + [1.0] * n + [0.25] + [1.0] * n + [0.25] + [1.0] * n
+    fig = _figure(0.95 * sum(ratios) + 1.4, 1.15 * len(items) + 1.0)
+    gs = fig.add_gridspec(len(items), len(ratios), width_ratios=ratios, wspace=0.05, hspace=0.12)
+    offset = 2 if has_image else 0
+    starts = {"kernels": offset, "spectra": offset + n + 1, "features": offset + 2 * n + 2}
+    heads = {"kernels": "(a) kernels $w$", "spectra": "(b) |DFT($w$)|", "features": "(c) feature maps"}
+    kernel_cmap = matplotlib.colormaps["RdBu_r"]
+    for r, (label, d) in enumerate(items):
+        kern = np.asarray(d["kernels_2d"] if "kernels_2d" in d else d["kernels"], dtype=np.float64)
+        if kern.ndim == 4:  # (k, in, kh, kw): channel sum, as first_layer_view draws it
+            kern = kern.sum(1)
+        spectra = np.asarray(d["spectra"], dtype=np.float64)
+        feats = np.asarray(d["features"], dtype=np.float64)
+        rough = kernel_smoothness(kern[:n])["roughness"]
+        if has_image:
+            ax = fig.add_subplot(gs[r, 0])
+            if "image" in d:
+                _img_axis(ax, d["image"])
+            else:
+                ax.axis("off")
+            ax.set_ylabel(f"{label}\nroughness {rough:.2f}", fontsize=9.5)
+            if r == 0:
+                ax.set_title("input", fontsize=9)
+        for j in range(n):
+            for key, arr in (("kernels", kern), ("spectra", spectra), ("features", feats)):
+                ax = fig.add_subplot(gs[r, starts[key] + j])
+                if j >= len(arr):
+                    ax.axis("off")
+                    continue
+                a = arr[j]
+                if key == "kernels":
+                    m = float(np.abs(a).max()) or 1.0
+                    _img_axis(ax, a / m, vmin=-1.0, vmax=1.0, cmap=kernel_cmap)
+                elif key == "spectra":
+                    m = float(a.max()) or 1.0
+                    _img_axis(ax, a / m, vmin=0.0, vmax=1.0, cmap="viridis")
+                else:
+                    lo, hi = float(a.min()), float(a.max())
+                    _img_axis(ax, a, vmin=lo, vmax=hi if hi > lo else lo + 1.0)
+                if r == 0:
+                    ax.set_title(f"{heads[key]}\n#{j}" if j == 0 else f"\n#{j}", fontsize=9, loc="left" if j == 0
+                                 else "center")
+                if j == 0 and key == "kernels" and not has_image:
+                    ax.set_ylabel(f"{label}\nroughness {rough:.2f}", fontsize=9.5)
+    fig.suptitle(title)
+    return _save(fig, out)
+
+
+def _cell_note(d, c: int, class_names) -> str | None:
+    """'-> predicted class (confidence)' and 'eps = ...' under a deceptive-image cell, from the first selected
+    example of class c, when the model's dict has ``pred`` (and ``conf`` / ``eps``); None otherwise."""
+    if not isinstance(d, Mapping) or "pred" not in d:
+        return None
+
+    def first(key):
+        a = np.asarray(d[key])
+        return a.reshape(len(a), -1)[c, 0]
+
+    pred = int(first("pred"))
+    if pred < 0:
+        return None
+    note = f"→ {_class_name(class_names, pred)}" + (f" ({float(first('conf')):.2f})" if "conf" in d else "")
+    if "eps" in d and np.isfinite(float(first("eps"))):
+        note += f"\nε = {float(first('eps')):.3g}"
+    return note
+
+
+@_styled
+def sk_figure2(models, originals, class_names, title: str, out) -> list[Path]:
+    """Smooth-kernel Figure 2: the most deceptive FGSM adversarial of each class (rows), per model (columns),
+    beside the original(s) **O**.
+
+    ``models``: ``label -> images`` (K, C, H, W) or ``label -> dict`` with ``images`` and optionally ``pred``,
+    ``conf`` (wrong-class confidence), ``eps`` ((K,) or (K, top_k); the first is shown under the image), as
+    :func:`specrobust.smooth_kernels.deceptive_across_models` returns them under ``models``. ``originals``:
+    (K, C, H, W), one O column shared by all models (the paper's layout), or ``label -> (K, C, H, W)`` when each
+    model has its own selection (:func:`specrobust.smooth_kernels.deceptive_images`): then an O column precedes
+    each model. NaN images (no fooled example of that class) are drawn as 'n/a'.
+    """
+    items = _items(models)
+    imgs = {label: np.asarray(d["images"] if isinstance(d, Mapping) else d, dtype=np.float64) for label, d in items}
+    shared = not isinstance(originals, Mapping)
+    columns: list[tuple[str, np.ndarray, object]] = []
+    if shared:
+        columns.append(("O", np.asarray(originals, dtype=np.float64), None))
+    for label, d in items:
+        if not shared:
+            columns.append((f"O ({label})", np.asarray(originals[label], dtype=np.float64), None))
+        columns.append((label, imgs[label], d))
+    k = len(columns[0][1])
+    for name, arr, _ in columns:
+        if len(arr) != k:
+            raise ValueError(f"column {name!r} has {len(arr)} classes, expected {k}")
+    annotated = any(_cell_note(d, c, class_names) is not None for _, _, d in columns for c in range(k))
+    fig = _figure(1.15 * len(columns) + 1.2, (1.55 if annotated else 1.2) * k + 0.8)
+    axes = fig.subplots(k, len(columns), squeeze=False)
+    for c in range(k):
+        for j, (name, arr, d) in enumerate(columns):
+            ax = axes[c, j]
+            _img_axis(ax, arr[c])
+            if c == 0:
+                ax.set_title(name, fontsize=9.5, fontweight="bold" if name == "O" else None)
+            if j == 0:
+                ax.set_ylabel(_class_name(class_names, c), fontsize=9.5)
+            note = _cell_note(d, c, class_names)
+            if note is not None:
+                ax.set_xlabel(note, fontsize=7.5)
+    fig.suptitle(title)
+    return _save(fig, out)
+
+
+def _first_per_class(d, k_hint: int | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(images (K, C, H, W), start images or None, pred or None) with one image per class: the first of each
+    target when ``target`` is given (class_images with per_class > 1)."""
+    if not isinstance(d, Mapping):
+        return np.asarray(d, dtype=np.float64), None, None
+    images = np.asarray(d["images"], dtype=np.float64)
+    start = np.asarray(d["start"], dtype=np.float64) if "start" in d else None
+    pred = np.asarray(d["pred"]) if "pred" in d else None
+    if "target" in d:
+        target = np.asarray(d["target"])
+        idx = np.array([np.flatnonzero(target == c)[0] for c in np.unique(target)])
+        images = images[idx]
+        start = start[idx] if start is not None else None
+        pred = pred[idx] if pred is not None else None
+    return images, start, pred
+
+
+@_styled
+def sk_class_images(models, class_names, title: str, out, stretch: bool = False) -> list[Path]:
+    """Smooth-kernel Figures 3-6: what each model considers each class to be (activation maximisation).
+
+    ``models``: ``label -> images`` (K, C, H, W) or ``label -> specrobust.smooth_kernels.class_images`` dict
+    (``images``, optional ``start`` = the noise input **I**, ``pred``, ``target``). Columns are classes, the first
+    row the input I (from the first model that has one), then one row per model. Images are shown on the fixed
+    [0, 1] range, or each stretched to its own range with ``stretch`` (grayscale only). A red frame marks an
+    image that the model does not assign to its class.
+    """
+    items = _items(models)
+    rows = []
+    start = None
+    for label, d in items:
+        images, s, pred = _first_per_class(d)
+        rows.append((label, images, pred))
+        if start is None and s is not None:
+            start = s
+    if start is not None:
+        rows.insert(0, ("I", start, None))
+    k = len(rows[-1][1])
+    fig = _figure(1.05 * k + 1.2, 1.1 * len(rows) + 0.8)
+    axes = fig.subplots(len(rows), k, squeeze=False)
+    for r, (label, images, pred) in enumerate(rows):
+        for c in range(k):
+            ax = axes[r, c]
+            failed = pred is not None and int(pred[c]) != c
+            img = images[c]
+            if stretch and img.shape[0] == 1 and np.isfinite(img).all():
+                lo, hi = float(img.min()), float(img.max())
+                _img_axis(ax, img[0], vmin=lo, vmax=hi if hi > lo else lo + 1e-6,
+                          frame=SK_FAIL_COLOUR if failed else None)
+            else:
+                _img_axis(ax, img, frame=SK_FAIL_COLOUR if failed else None)
+            if r == 0:
+                ax.set_title(_class_name(class_names, c), fontsize=9)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9.5, fontweight="bold" if label == "I" else None,
+                              rotation=0 if len(label) <= 4 else 90, ha="right" if len(label) <= 4 else "center",
+                              va="center")
+    fig.suptitle(title + (" (red frame: not classified as its class)" if any(
+        p is not None and (np.asarray(p)[:k] != np.arange(k)).any() for _, _, p in rows) else ""))
+    return _save(fig, out)
+
+
+def _curve(value) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(value, Mapping):
+        b, a = value["bounds"], value["accuracy"]
+    else:
+        b, a = value
+    b, a = np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64)
+    keep = np.isfinite(b) & np.isfinite(a)
+    order = np.argsort(b[keep], kind="stable")
+    return b[keep][order], a[keep][order]
+
+
+def _sk_base(label: str) -> tuple[str, str]:
+    """('V', 'R') for 'VR', ('T', 'H') for 'TH', ('A', '') for 'A': the basic loss and the regulariser suffix."""
+    if len(label) > 1 and label[-1] in "RH":
+        return label[:-1], label[-1]
+    return label, ""
+
+
+@_styled
+def sk_distance_curves(curves, norm, title: str, out, novel=None, by_dataset: bool = False) -> list[Path]:
+    """Smooth-kernel Appendix B (Figures 7-9): accuracy (%) against the perturbation bound, one panel per attack,
+    one line per model. As in the paper, "novel methods are denoted with solid lines": by default the labels
+    ending in R (VR, TR, ...), or those in ``novel``; the others dashed (dotted for the H controls); a basic
+    loss and its R / H variants share a colour.
+
+    ``curves``: ``model label -> attack -> (bounds, accuracy)`` (or ``{"bounds", "accuracy"}``), e.g. from
+    ``specrobust.minimal_attacks.accuracy_at``; panels wrap four to a row. With ``by_dataset``:
+    ``data set -> model label -> attack -> curve``, one row of panels per data set (the paper's figures hold its
+    three data sets). ``norm``: "0", "2" or "inf" (axis label).
+    """
+    blocks = [(str(d), _items(m)) for d, m in _items(curves)] if by_dataset else [("", _items(curves))]
+    attacks: list[str] = []
+    bases: list[str] = []
+    for _, items in blocks:
+        for label, per in items:
+            attacks += [a for a in per if a not in attacks]
+            if _sk_base(label)[0] not in bases:
+                bases.append(_sk_base(label)[0])
+    if not attacks:
+        raise ValueError("no attack curves given")
+    norm_tex = {"0": "\\ell_0", "2": "\\ell_2", "inf": "\\ell_\\infty", "linf": "\\ell_\\infty"}.get(
+        str(norm).lower(), f"\\ell_{{{norm}}}")
+    colours = matplotlib.colormaps["tab10"].colors
+    ncols = len(attacks) if by_dataset else min(len(attacks), 4)
+    per_block = 1 if by_dataset else -(-len(attacks) // ncols)
+    nrows = per_block * len(blocks)
+    fig = _figure(3.2 * ncols + 1.6, 2.9 * nrows + 0.6)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    handles = {}
+    for bi, (dataset, items) in enumerate(blocks):
+        for i, attack in enumerate(attacks):
+            r, c = bi * per_block + i // ncols, i % ncols
+            ax = axes[r, c]
+            drawn = False
+            for label, per in items:
+                if attack not in per:
+                    continue
+                base, suffix = _sk_base(label)
+                is_novel = label in novel if novel is not None else suffix == "R"
+                ls = "-" if is_novel else (":" if suffix == "H" else "--")
+                b, a = _curve(per[attack])
+                (line,) = ax.plot(b, a, ls, color=colours[bases.index(base) % len(colours)],
+                                  linewidth=1.9 if is_novel else 1.4, label=label)
+                handles.setdefault(label, line)
+                drawn = True
+            if not drawn:
+                ax.axis("off")
+                continue
+            ax.set_title(f"{dataset}: {attack}" if dataset else attack)
+            ax.set_ylim(-2, 102)
+            ax.grid(alpha=0.3)
+            ax.set_xlabel(f"${norm_tex}$ bound")
+            if c == 0:
+                ax.set_ylabel("accuracy (%)")
+        if not by_dataset:
+            for j in range(len(attacks), per_block * ncols):
+                axes[bi * per_block + j // ncols, j % ncols].axis("off")
+    fig.legend(list(handles.values()), list(handles.keys()), loc="outside right center")
+    fig.suptitle(title)
+    return _save(fig, out)
+
+
+@_styled
+def sk_targeted(grid, class_names, title: str, out) -> list[Path]:
+    """Smooth-kernel Appendix C (Figures 10-37): targeted attacks, columns = source (original) class, rows =
+    target class, the source image on the diagonal (gray frame).
+
+    ``grid``: :func:`specrobust.smooth_kernels.targeted_grid` dict: ``images`` (K, K, C, H, W) indexed
+    [target, source], ``pred`` (K, K) and ``success`` (K, K). A failed attack (the model does not predict the
+    row's class) gets a red frame and its predicted class underneath.
+    """
+    images = np.asarray(grid["images"], dtype=np.float64)
+    k = images.shape[0]
+    if images.shape[1] != k:
+        raise ValueError(f"targeted grid images must be (K, K, C, H, W), got {images.shape}")
+    pred = np.asarray(grid["pred"]) if "pred" in grid else None
+    success = np.asarray(grid["success"], dtype=bool) if "success" in grid else (
+        pred == np.arange(k)[:, None] if pred is not None else np.ones((k, k), bool))
+    fig = _figure(0.95 * k + 1.3, 1.05 * k + 1.0)
+    axes = fig.subplots(k, k, squeeze=False)
+    for t in range(k):
+        for s in range(k):
+            ax = axes[t, s]
+            failed = t != s and not success[t, s]
+            _img_axis(ax, images[t, s], frame="0.55" if t == s else (SK_FAIL_COLOUR if failed else None))
+            if failed and pred is not None:
+                ax.set_xlabel(f"→ {_class_name(class_names, pred[t, s])}", fontsize=7, color=SK_FAIL_COLOUR,
+                              labelpad=1)
+            if t == 0:
+                ax.set_title(_class_name(class_names, s), fontsize=9)
+            if s == 0:
+                ax.set_ylabel(_class_name(class_names, t), fontsize=9)
+    off = ~np.eye(k, dtype=bool)
+    fig.supxlabel("original class (columns); rows: target class", fontsize=9)
+    fig.suptitle(f"{title}\n{int(success[off].sum())}/{int(off.sum())} targeted attacks succeed "
+                 "(red frame: failed)")
+    return _save(fig, out)

@@ -3,7 +3,8 @@
 Grammar: ``<base>[_fr | _fr_wa][_swa]`` where ``<base>`` is an objective (``natural``, ``pgd_at``, ``trades``,
 ``mart``, ``sk_l``, ``l_model``) or an alias that adds plug-ins active from the first epoch:
 ``awp`` (AT-AWP), ``trades_awp`` (TRADES-AWP), and the smooth-kernel paper's ``sk_v``/``sk_t``/``sk_a``/``sk_l``
-(V, T, A, L) with a trailing ``r`` for the smoothness regularizer R(w) (``sk_vr``, ``sk_tr``, ``sk_ar``, ``sk_lr``).
+(V, T, A, L) with a trailing ``r`` for the smoothness regularizer R(w) (``sk_vr``, ``sk_tr``, ``sk_ar``, ``sk_lr``)
+or ``h`` for its "H" control, R(w) with a negative lambda (``sk_vh``, ``sk_th``, ``sk_ah``, ``sk_lh``).
 ``_fr`` adds FR (the model itself as teacher), ``_fr_wa`` FR/WA (a weight-averaged teacher; SAR in the later paper),
 ``_swa`` evaluates the stochastic weight average (workshop paper). Names follow ``reference/paper_numbers.csv``.
 FR, FR/WA and SWA start at the first LR decay, so runs that differ only in them share one prefix run.
@@ -23,7 +24,10 @@ ALIASES = {
     "sk_t": ("trades", False, False), "sk_tr": ("trades", False, True),
     "sk_a": ("pgd_at", False, False), "sk_ar": ("pgd_at", False, True),
     "sk_lr": ("sk_l", False, True),
+    "sk_vh": ("natural", False, True), "sk_th": ("trades", False, True), "sk_ah": ("pgd_at", False, True),
+    "sk_lh": ("sk_l", False, True),
 }
+H_CONTROLS = ("sk_vh", "sk_th", "sk_ah", "sk_lh")   # R(w) towards high-frequency kernels: train.sk_lambda < 0
 FR_SUFFIXES = {"_fr_wa": "wa", "_fr": "self"}   # longest first
 
 

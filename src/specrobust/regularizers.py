@@ -46,19 +46,47 @@ def fr_loss(teacher_logits: torch.Tensor, student_logits: torch.Tensor, distance
 SK_SCOPES = ("kernel", "layer", "model")
 
 
-def smooth_kernel_exponent(weight: torch.Tensor) -> torch.Tensor:
+def smooth_kernel_exponent(weight: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``sum_{adjacent pairs} (w_a - w_b)^2 - sum w^2`` of each 2-D kernel of a (out, in, kh, kw) conv weight.
 
     Pairs are horizontal and vertical neighbours, each counted once (a k x k kernel has 2k(k-1) of them).
-    Returns shape (out, in): the operation is broadcast over the channels.
+    Returns shape (out, in): the operation is broadcast over the channels. Computed in ``dtype``.
+
+    It is the quadratic form ``w' (L - I) w`` of the grid graph's Laplacian L, so it is indefinite: its eigenvalues
+    lie in [-1, 5] for 3x3, [-1, 6.24] for 5x5 and [-1, 6.60] for 7x7 kernels. Rough patterns raise it; the flat
+    (DC) pattern lowers it by its squared norm (and for 5x5 and 7x7 a few other low-frequency patterns too).
     """
-    w = weight.float()
+    w = weight.to(dtype)
     vertical = (w[..., 1:, :] - w[..., :-1, :]).pow(2).sum((-2, -1))
     horizontal = (w[..., :, 1:] - w[..., :, :-1]).pow(2).sum((-2, -1))
     return vertical + horizontal - w.pow(2).sum((-2, -1))
 
 
-def smooth_kernel_penalty(model: torch.nn.Module, scope: str = "kernel") -> torch.Tensor:
+class _SliceGradClip(torch.autograd.Function):
+    """Identity on a (out, in, kh, kw) weight; backward rescales the gradient of each 2-D (out, in) slice to an
+    L2 norm of at most ``max_norm``, keeping its direction (slices below the bound pass unchanged)."""
+
+    @staticmethod
+    def forward(ctx, weight, max_norm):
+        ctx.max_norm = max_norm
+        return weight.view_as(weight)
+
+    @staticmethod
+    def backward(ctx, grad):
+        norm = grad.flatten(-2).norm(dim=-1)[..., None, None]
+        return grad * (ctx.max_norm / norm).clamp(max=1.0), None   # norm 0: inf clamped to 1
+
+
+def clip_slice_grad(weight: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """``weight`` itself in the forward pass; in the backward pass each 2-D kernel slice's gradient (whatever flows
+    back through this use of the weight only) is clipped to L2 norm ``max_norm``."""
+    if not max_norm > 0:
+        raise ValueError(f"smooth-kernel gradient clip must be a positive number, not {max_norm!r}")
+    return _SliceGradClip.apply(weight, float(max_norm))
+
+
+def smooth_kernel_penalty(model: torch.nn.Module, scope: str = "kernel", clip: float | None = None,
+                          dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """R(w) of the smooth-kernel paper (seed 003), summed over the model; the caller adds ``lambda * R``.
 
     ``R(w) = exp(sum_{i,j} sum_{(h,k) in N(i,j)} (w_ij - w_hk)^2 - sum_{i,j} w_ij^2)`` with i, j the two spatial
@@ -70,15 +98,37 @@ def smooth_kernel_penalty(model: torch.nn.Module, scope: str = "kernel") -> torc
     ablations. Kernels with a single spatial position (1x1 shortcuts) have no neighbours to smooth and are
     skipped; literally they would add exp(-w^2), which only pushes their weights away from zero.
     A negative lambda gives the paper's "H" control (high-frequency kernels).
+
+    The value is always the paper's R (no rescaling, no cap). Two numerical safeguards act on how it is computed:
+
+    - ``dtype`` (float64 by default; float32 on MPS, which has no float64): exponents and exps are computed in it,
+      so an exponent up to ~709 (not 88) still has a finite exp and gradient. The sum is returned in the weights'
+      dtype (at least float32), so the training loss keeps its dtype.
+    - ``clip`` (None = the exact gradient): the gradient of the added term ``lambda * R`` (the factor lambda comes
+      from the caller's product through autograd) is clipped, per 2-D kernel slice, to L2 norm ``clip``.
+      ``d(lambda exp(E))/dw = 2 lambda exp(E) (L - I) w`` has curvature ``~2 |lambda| exp(E) mu`` along a rough
+      pattern (mu up to 6.6), so plain SGD overshoots as soon as ``lr |lambda| exp(E) mu`` exceeds ~1-2: e.g.
+      lambda >= 10 at lr 0.05 from the first step, after which the exponent explodes and exp overflows. A clipped
+      slice moves at most ``lr * clip`` per step under the penalty, so its rough part stays small and bounded; a
+      slice whose gradient is below ``clip`` is untouched, and the cross-entropy gradient never passes here.
     """
     if scope not in SK_SCOPES:
         raise ValueError(f"smooth-kernel scope must be one of {SK_SCOPES}, not {scope!r}")
-    exps = [smooth_kernel_exponent(m.weight) for m in model.modules()
-            if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-2] * m.weight.shape[-1] > 1]
-    if not exps:
+    weights = [m.weight for m in model.modules()
+               if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-2] * m.weight.shape[-1] > 1]
+    if not weights:
         return torch.zeros(())
+    out_dtype = torch.promote_types(weights[0].dtype, torch.float32)
+    if weights[0].device.type == "mps" and dtype == torch.float64:
+        dtype = torch.float32
+    weights = [w.to(dtype) for w in weights]   # clip in ``dtype``: a float64 gradient beyond float32's range is
+    if clip is not None:                        # clipped before it is cast back, so it never becomes inf
+        weights = [clip_slice_grad(w, clip) for w in weights]
+    exps = [smooth_kernel_exponent(w, dtype) for w in weights]
     if scope == "kernel":
-        return sum(e.exp().sum() for e in exps)
-    if scope == "layer":
-        return sum(e.sum().exp() for e in exps)
-    return sum(e.sum() for e in exps).exp()
+        total = sum(e.exp().sum() for e in exps)
+    elif scope == "layer":
+        total = sum(e.sum().exp() for e in exps)
+    else:
+        total = sum(e.sum() for e in exps).exp()
+    return total.to(out_dtype)

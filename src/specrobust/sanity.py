@@ -128,44 +128,85 @@ def square_accuracy(model, x, y, eps, queries: int, seed: int, batch_size: int) 
     return accuracy(model, x, y, lambda m, xb, yb: sq.perturb(xb, yb), batch_size)
 
 
-def run_sanity(model, x, y, eps: float, step_size: float, cfg: dict, natural: bool, evaluated: dict | None = None,
-               seed: int = 0, batch_size: int = 500) -> list[Check]:
-    """Measure and judge every check on one model; ``evaluated`` maps attack name -> per-example flags (bool array
-    aligned with ``x``) from the main evaluation, used for the AutoAttack comparison on identical images."""
+def spread(predictions: np.ndarray, classes: int, max_share: float) -> Check:
+    """A model that predicts (nearly) one class for every image has collapsed; its accuracies say nothing."""
+    share = float(np.bincount(predictions, minlength=classes).max() / max(len(predictions), 1))
+    ok = share <= max_share
+    return Check("predictions_spread", ok, 100 * share, 100 * max_share, 0.0,
+                 f"the most frequent predicted class takes {100 * share:.1f}% of the images"
+                 + ("" if ok else ": predictions concentrate on one class (collapsed training)"))
+
+
+def attack_moves(clean: float, robust: float) -> Check:
+    """At the table's eps a working attack changes some prediction; equal clean and PGD accuracy means it did not
+    (a constant model, or gradients that are zero everywhere)."""
+    ok = robust < clean or clean == 0
+    return Check("attack_moves_accuracy", ok, robust, clean, 0.0,
+                 f"PGD-20 {robust:.2f} vs clean {clean:.2f}" + ("" if ok else ": the attack changed no prediction"))
+
+
+def run_sanity(model, x, y, eps: float, cfg: dict, natural: bool, evaluated: dict | None = None, seed: int = 0,
+               batch_size: int = 500, step_fraction: float = 0.25, autoattack: str | None = "aa") -> list[Check]:
+    """Measure and judge every check on one model at the evaluation eps ``eps``; every PGD's step is
+    ``step_fraction`` of its own eps. ``evaluated`` maps attack name -> per-example flags (bool array aligned with
+    ``x``) from the main evaluations at this eps; ``autoattack`` names the AutoAttack one among them."""
     tol, steps = float(cfg["tolerance"]), int(cfg["steps"])
     torch.manual_seed(seed)
     out = []
+    step = step_fraction * eps
     with fp32_eval(model):
         pgd = lambda e, st=steps, r=1: (lambda m, xb, yb: attacks.pgd(  # noqa: E731
-            m, xb, yb, e, max(step_size, e / 4), st, restarts=r))
+            m, xb, yb, e, step_fraction * e, st, restarts=r))
         clean = accuracy(model, x, y, lambda m, xb, yb: xb, batch_size)
         with torch.no_grad():
-            out.append(learned(clean, model(x[:1]).shape[1]))
+            predictions = torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+        classes = int(model(x[:1]).shape[1])
+        out.append(learned(clean, classes))
+        out.append(spread(predictions.cpu().numpy(), classes, float(cfg.get("max_class_share", 0.5))))
         out.append(eps_zero(accuracy(model, x, y, pgd(0.0), batch_size), clean))
         grid = [float(k) * eps for k in cfg["eps_grid"]] + [1.0]
         accs = [accuracy(model, x, y, pgd(e), batch_size) for e in grid]
         out.append(monotone(grid, accs, tol))
         out.append(unbounded(accs[-1], tol))
         base = accuracy(model, x, y, pgd(eps), batch_size)
+        out.append(attack_moves(clean, base))
         out.append(more_steps(base, accuracy(model, x, y, pgd(eps, 5 * steps), batch_size), tol, f"pgd{5 * steps}"))
         out.append(more_steps(base, accuracy(model, x, y, pgd(eps, steps, int(cfg["restarts"])), batch_size), tol,
                               f"pgd{steps}_x{cfg['restarts']}_restarts"))
         noise = lambda m, xb, yb: (xb + eps * torch.randint_like(xb, 0, 2).mul_(2).sub_(1)).clamp_(0, 1)  # noqa: E731
         out.append(noise_near_clean(accuracy(model, x, y, noise, batch_size), clean, float(cfg["noise_tolerance"])))
-        whitebox = min(base, accuracy(model, x, y, lambda m, xb, yb: attacks.cw_inf(m, xb, yb, eps, step_size, 30),
+        whitebox = min(base, accuracy(model, x, y, lambda m, xb, yb: attacks.cw_inf(m, xb, yb, eps, step, 30),
                                       batch_size))
         out.append(blackbox_not_stronger(square_accuracy(model, x, y, eps, int(cfg["square_queries"]), seed,
                                                          batch_size), whitebox, tol))
-        ours = accuracy(model, x, y,
-                        lambda m, xb, yb: attacks.pgd(m, xb, yb, eps, step_size, steps, random_start=False), batch_size)
-        out.append(crosscheck(ours, foolbox_pgd_accuracy(model, x, y, eps, step_size, steps, batch_size),
+        ours = accuracy(model, x, y, lambda m, xb, yb: attacks.pgd(m, xb, yb, eps, step, steps, random_start=False),
+                        batch_size)
+        out.append(crosscheck(ours, foolbox_pgd_accuracy(model, x, y, eps, step, steps, batch_size),
                               float(cfg["crosscheck_tolerance"]), "foolbox"))
         if natural:
             out.append(natural_breaks(base, float(cfg["natural_max_pgd"])))
-    if evaluated and "aa" in evaluated and len(evaluated) > 1:
-        n = len(evaluated["aa"])
-        others = {k: 100 * float(np.mean(v[:n])) for k, v in evaluated.items() if k not in ("aa", "clean")}
+    if evaluated and autoattack in evaluated and len(evaluated) > 1:
+        n = len(evaluated[autoattack])
+        others = {k: 100 * float(np.mean(v[:n])) for k, v in evaluated.items() if k not in (autoattack, "clean")}
         if others:
-            out.append(aa_not_weaker(100 * float(np.mean(evaluated["aa"])), others, tol))
+            out.append(aa_not_weaker(100 * float(np.mean(evaluated[autoattack])), others, tol))
     return out
 
+
+def run_sanity_job(model_path, data_path, evaluated_paths: list, job: dict, out_csv, device="cpu", log=print):
+    """Rule sanity: the checks of one model at the threat model of its record, one CSV row each."""
+    import pandas as pd
+
+    from .evaluate import load_test_set
+    from .io import atomic_write_text
+
+    model, meta, _, x, y = load_test_set(model_path, data_path, int(job["n_test"]), device)
+    evaluated = {a: np.load(p)["correct"] for a, p in zip(job["compare"], evaluated_paths)}
+    checks = run_sanity(model, x, y, job["eps"], job, natural=job["natural"], evaluated=evaluated,
+                        seed=job["attack_seed"], batch_size=job["batch_size"], step_fraction=job["step_fraction"],
+                        autoattack=job.get("autoattack"))
+    ids = {k: job[k] for k in ("dataset", "arch", "method", "seed", "threat")} | {"eps": job["eps"], "n": len(x)}
+    atomic_write_text(out_csv, pd.DataFrame([c.row(**ids) for c in checks]).to_csv(index=False))
+    for c in checks:
+        log(f"{'PASS' if c.passed else 'FAIL'} {c.check}: {c.detail}")
+    return checks

@@ -1,7 +1,14 @@
-"""The frame of every rule script: log to the rule's log file and stderr, set threads, turn known errors into
-one line (no traceback), and never leave an output that Snakemake could take for finished."""
+"""The frame of every rule script: log to the rule's log file and stderr (the job's record first), set threads, turn
+known errors into one line (no traceback), and never leave an output that Snakemake could take for finished.
+
+A script sees its input, output, params (``params.job``: the record from :mod:`specrobust.jobs`), log, threads and
+resources, nothing else. The device comes from the resources: a job that asks for a GPU runs on one or stops.
+"""
 from __future__ import annotations
 
+import json
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -9,11 +16,32 @@ from pathlib import Path
 from .errors import SpecRobustError
 
 
-def evaluation(sm) -> dict:
-    """The job's ``evaluation`` section with its data set's and method's overrides (batch size, seed, eps)."""
-    from .config import evaluation_section
+class NoGPU(SpecRobustError):
+    pass
 
-    return evaluation_section(sm.config, sm.wildcards.dataset, sm.wildcards.get("method"))
+
+def device(sm) -> str:
+    """``cuda`` for a job whose resources ask for a GPU (and then one must be visible), else ``cpu``."""
+    if int(getattr(sm.resources, "gpu", 0) or 0) == 0:
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        raise NoGPU(f"this job asks for a GPU but none is visible on host {socket.gethostname()} "
+                    f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); it will not fall "
+                    f"back to the CPU. Run on a GPU node, or set train.device: cpu")
+    return "cuda"
+
+
+def _claim_local_gpu(sm, log) -> None:
+    """On a workstation (profiles/local-gpu), pin this job to one free GPU of the visible ones."""
+    if int(getattr(sm.resources, "gpu", 0) or 0) == 0 or os.environ.get("SLURM_JOB_ID"):
+        return
+    from .gpus import claim_gpu, visible_gpus
+
+    gpu = claim_gpu(visible_gpus())
+    if gpu is not None:
+        log(f"pinned to GPU {gpu} (CUDA_VISIBLE_DEVICES)")
 
 
 def run(snakemake, main) -> None:
@@ -26,25 +54,16 @@ def run(snakemake, main) -> None:
         if log_file:
             print(line, file=log_file)
 
-    if int(getattr(snakemake.resources, "gpu", 0) or 0) > 0:
-        import subprocess
-
-        from .gpus import claim_gpu
-        try:  # count GPUs without initialising CUDA in this process
-            n = len(subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.splitlines())
-        except OSError:
-            n = 0
-        gpu = claim_gpu(n)
-        if gpu is not None:
-            log(f"pinned to GPU {gpu} (CUDA_VISIBLE_DEVICES)")
-
     try:
-        import torch
-    except ImportError:  # the analysis environment (tables, reports) has no torch
-        torch = None
-    if torch is not None:
-        torch.set_num_threads(max(1, int(snakemake.threads)))
-    try:
+        if "job" in snakemake.params.keys():
+            log("job " + json.dumps(snakemake.params.job, sort_keys=True, default=str))
+        _claim_local_gpu(snakemake, log)
+        try:
+            import torch
+        except ImportError:  # the analysis environment (tables, reports) has no torch
+            torch = None
+        if torch is not None:
+            torch.set_num_threads(max(1, int(snakemake.threads)))
         main(snakemake, log)
     except SpecRobustError as err:
         log(f"ERROR: {err}")

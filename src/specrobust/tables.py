@@ -5,46 +5,102 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .io import atomic_write_text
+
+
+LABELS = {"clean": "Clean", "fgsm": "FGSM", "pgd20": "PGD-20", "pgd50": "PGD-50", "cw": "C&W", "aa": "AA",
+          "deepfool_l2": "DF (L2)", "deepfool_linf": "DF (L-inf)", "adef": "ADef", "salt_pepper": "S&P",
+          "fgsm_min": "FGSM", "pgd_min": "PGD", "cw_l2": "C&W (L2)"}
 
 
 def read_results(paths) -> pd.DataFrame:
     rows = []
     for p in paths:
         r = json.loads(Path(p).read_text())
-        rows.append({k: r[k] for k in ("dataset", "arch", "method", "seed", "attack", "accuracy", "n", "eps")})
+        rows.append({k: r.get(k) for k in ("dataset", "arch", "method", "seed", "attack", "accuracy", "n", "eps",
+                                           "threat")})
     return pd.DataFrame(rows)
 
 
+def threat_eps(threat: str) -> float:
+    """The L-inf eps of a threat label (``linf-8_255`` -> 8/255), NaN when unbounded."""
+    from .config import label_eps
+
+    eps = label_eps(threat)
+    return float("nan") if eps is None else eps
+
+
 def build_table(results: pd.DataFrame, columns: list[str], row_order: list[tuple]) -> pd.DataFrame:
-    """One row per (dataset, arch, method) in ``row_order``; each attack column is the mean over seeds (%); ``eps``
-    is the row's largest L-inf bound (rows of one table may differ: the smooth-kernel table's data sets)."""
+    """One row per (dataset, arch, method) in ``row_order``; each attack column is the mean over seeds (%). Each row
+    states its threat model (``threat``, ``eps``: NaN when the searches are unbounded)."""
     g = results.groupby(["dataset", "arch", "method", "attack"])["accuracy"]
     mean, std, count = g.mean().unstack("attack"), g.std(ddof=1).unstack("attack"), g.count().unstack("attack")
     n = results.groupby("attack")["n"].max()
-    eps = results.groupby("attack")["eps"].max()
-    row_eps = results.groupby(["dataset", "arch", "method"])["eps"].max()  # the row's L-inf bound (NaN: unbounded)
+    threat = results.groupby(["dataset", "arch", "method"])["threat"].first()
     out = []
     for key in row_order:
         row = dict(zip(("dataset", "arch", "method"), key))
         for c in columns:
             row[c] = round(float(mean.loc[key, c]), 2)
         row["seeds"] = int(count.loc[key, columns[0]])
-        row["eps"] = float(row_eps.loc[key])
+        row["threat"] = threat.loc[key]
+        row["eps"] = threat_eps(row["threat"])
         for c in columns:
             s = std.loc[key, c]
             row[f"{c}_std"] = round(float(s), 2) if pd.notna(s) else None
         out.append(row)
     table = pd.DataFrame(out)
-    table.attrs["n"], table.attrs["eps"] = n.to_dict(), eps.to_dict()
+    table.attrs["n"] = n.to_dict()
     return table
 
 
-def to_markdown(table: pd.DataFrame, columns: list[str], title: str, labels: dict[str, str]) -> str:
-    """Paper-style Markdown: mean ± std when several seeds ran, best value per dataset in bold."""
-    head = ["Dataset", "Arch", "Method"] + [labels.get(c, c) for c in columns]
+def paired(results: pd.DataFrame, per_example: dict, baselines: dict, columns: list[str]) -> pd.DataFrame:
+    """For every row with a baseline (FR and FR/WA against their base), per column: the accuracy difference in
+    points with a paired 95% bootstrap interval over the same test images, and McNemar's exact p-value."""
+    from .stats import paired_difference
+
+    rows = []
+    for row_key, base in baselines.items():
+        d, a, m = row_key.split("/", 2)
+        for c in columns:
+            pairs = []
+            for seed in sorted(results.query("dataset == @d and arch == @a and method == @m")["seed"].unique()):
+                mine, theirs = per_example.get((d, a, m, seed, c)), per_example.get((d, a, base, seed, c))
+                if mine is not None and theirs is not None:
+                    pairs.append((mine, theirs))
+            if not pairs:
+                continue
+            correct = [np.concatenate([np.asarray(p[i]["correct"]) for p in pairs]) for i in (0, 1)]
+            index = [np.concatenate([np.asarray(p[i]["test_index"]) + k * 10 ** 9 for k, p in enumerate(pairs)])
+                     for i in (0, 1)]
+            r = paired_difference(correct[0], correct[1], index[0], index[1])
+            rows.append({"dataset": d, "arch": a, "method": m, "baseline": base, "column": c, **r})
+    return pd.DataFrame(rows)
+
+
+def _paired_markdown(pairs: pd.DataFrame, labels: dict) -> str:
+    if pairs.empty:
+        return ""
+    lines = ["## Paired differences against the base method", "",
+             "Accuracy difference in points on the same test images, paired 95% bootstrap interval and McNemar's "
+             "exact p-value; *n.s.*: not significant at 5%.", "",
+             "| Dataset | Arch | Method | vs | Column | Difference | 95% interval | p |", "|---|---|---|---|---|---|---|---|"]
+    for r in pairs.itertuples(index=False):
+        mark = "" if r.significant else " *n.s.*"
+        lines.append(f"| {r.dataset} | {r.arch} | {r.method} | {r.baseline} | {labels.get(r.column, r.column)} | "
+                     f"{r.diff:+.2f}{mark} | [{r.ci95[0]:+.2f}, {r.ci95[1]:+.2f}] | {r.p_mcnemar:.3g} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(table: pd.DataFrame, columns: list[str], title: str, labels: dict[str, str],
+                extra: tuple = ()) -> str:
+    """Paper-style Markdown: mean ± std when several seeds ran, best value per dataset in bold, each row's threat
+    model in its own column, then ``extra`` columns as they are."""
+    head = ["Dataset", "Arch", "Method"] + [labels.get(c, c) for c in columns] + ["Threat model"] + \
+        [labels.get(c, c) for c in extra]
     lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     best = table.groupby("dataset")[columns].transform("max")
     for i, r in table.iterrows():
@@ -52,22 +108,45 @@ def to_markdown(table: pd.DataFrame, columns: list[str], title: str, labels: dic
         for c in columns:
             v = f"{r[c]:.2f}" + (f" ± {r[c + '_std']:.2f}" if r["seeds"] > 1 and pd.notna(r[c + "_std"]) else "")
             cells.append(f"**{v}**" if r[c] == best.loc[i, c] else v)
+        cells.append("unbounded" if pd.isna(r["eps"]) else f"L-inf {r['eps']:.4g}")
+        cells += [f"{r[c]:.3f}" for c in extra]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
-    n, eps = table.attrs.get("n", {}), table.attrs.get("eps", {})
+    n = table.attrs.get("n", {})
     lines += ["", "Accuracy in %. Test images per column: "
               + ", ".join(f"{labels.get(c, c)} {n.get(c, '?')}" for c in columns)
-              + "; L-inf eps: " + ", ".join(sorted({f"{e:.4g}" if pd.notna(e) else "none" for e in eps.values()}))
               + f"; seeds per row: {sorted(set(table['seeds']))}."]
     return "\n".join(lines) + "\n"
 
 
-def write_table(result_paths, columns, row_order, out_csv, out_md, title, labels=None, sanity=()) -> pd.DataFrame:
-    """CSV in the paper's shape (extra columns after it) and Markdown, with the models' sanity-check summary."""
-    table = build_table(read_results(result_paths), columns, [tuple(k) for k in row_order])
+def write_table(result_paths, job: dict, out_csv, out_md, per_example=(), sanity=(), kernels=()) -> pd.DataFrame:
+    """CSV in the paper's shape (extra columns after it) and Markdown, with the paired comparisons of each row
+    against its baseline (``job["baselines"]``), the first-layer kernel smoothness of each row's model (``kernels``:
+    rule kernel_stats' JSONs, for tables with ``kernels: true``) and the models' sanity-check summary."""
+    columns = job["columns"]
+    results = read_results(result_paths)
+    table = build_table(results, columns, [tuple(k) for k in job["rows"]])
+    if kernels:
+        stats = pd.DataFrame([json.loads(Path(p).read_text()) for p in kernels])
+        stats = stats[["dataset", "arch", "method", "roughness", "high_freq_energy"]].round(4)
+        table = table.merge(stats, on=["dataset", "arch", "method"], how="left")
+    pairs = pd.DataFrame()
+    if per_example and job.get("baselines"):
+        flags = {}
+        for p, r in zip(per_example, results.itertuples(index=False)):
+            with np.load(p) as z:
+                flags[(r.dataset, r.arch, r.method, r.seed, r.attack)] = {k: z[k] for k in ("correct", "test_index")}
+        pairs = paired(results, flags, job["baselines"], columns)
+        for r in pairs.itertuples(index=False):
+            at = (table["dataset"] == r.dataset) & (table["arch"] == r.arch) & (table["method"] == r.method)
+            table.loc[at, f"{r.column}_diff"] = round(r.diff, 2)
+            table.loc[at, f"{r.column}_p"] = r.p_mcnemar
     paper_cols = ["dataset", "arch", "method"] + columns
     extra = [c for c in table.columns if c not in paper_cols]
     atomic_write_text(out_csv, table[paper_cols + extra].to_csv(index=False))
-    md = to_markdown(table, columns, title, labels or {})
+    md = to_markdown(table, columns, job["title"], LABELS | {"roughness": "Kernel roughness",
+                                                              "high_freq_energy": "Kernel HF energy"},
+                     extra=("roughness", "high_freq_energy") if kernels else ())
+    md += ("\n" + _paired_markdown(pairs, LABELS)) if not pairs.empty else ""
     if sanity:
         md += "\n" + sanity_markdown(*sanity_summary(sanity))
     atomic_write_text(out_md, md)
@@ -128,13 +207,15 @@ def write_lpf_table(spectral_paths, out_csv, out_md, title: str, workshop: bool 
             row |= {f"lpf{k}": round(float(a), 2) for k, a in zip(ks, z["clean_lpf"])}
             row["pgd20"] = round(float(z["pgd20"]), 2)
         row["n"] = int(z["n"])
+        row["eps"] = float(z["eps"])
         rows.append(row)
     table = pd.DataFrame(rows)
     atomic_write_text(out_csv, table.to_csv(index=False))
     lines = [f"# {title}", ""]
     for ds, part in table.groupby("dataset", sort=False):
-        cols = [c for c in part.columns if c not in ("dataset", "arch", "seed", "n") and part[c].notna().any()]
-        lines += [f"## {ds} ({part['arch'].iloc[0]}, {part['n'].iloc[0]} test images)", "",
+        cols = [c for c in part.columns if c not in ("dataset", "arch", "seed", "n", "eps") and part[c].notna().any()]
+        lines += [f"## {ds} ({part['arch'].iloc[0]}, {part['n'].iloc[0]} test images, PGD-20 at L-inf "
+                  f"{part['eps'].iloc[0]:.4g})", "",
                   "| " + " | ".join(_lpf_label(c) for c in cols) + " |", "|" + "---|" * len(cols)]
         for r in part[cols].itertuples(index=False):
             lines.append("| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r) + " |")

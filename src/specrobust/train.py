@@ -3,7 +3,7 @@
 Per epoch: set the learning rate of the papers' step schedule, train on GPU-resident batches (no host sync in the
 inner loop), evaluate clean and PGD-20 accuracy on the validation split in fp32, keep the best checkpoint by
 validation PGD-20 (the papers' model selection; best clean accuracy for natural training), write an atomic
-checkpoint, append a metrics row.
+checkpoint and the metrics so far (so a killed run leaves every finished epoch), log progress with an ETA.
 
 FR and FR/WA runs are plain base-objective runs until the first decay. ``stop_at_first_decay`` writes that shared
 prefix once; ``prefix=`` starts a run from it, which gives the same result as training from scratch (every epoch's
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import time
 from pathlib import Path
 
@@ -25,11 +26,10 @@ from .awp import AdversarialWeightPerturbation
 from .data import Prepared, make_batches, to_tensor
 from .evaluate import correct_under, fp32_eval
 from .io import CheckpointError, ConfigError, SpecRobustError, atomic_torch_save, atomic_write_text, load_checkpoint
-from .methods import ADVERSARIAL_BASES
 from .models import build_model, load_init
 from .objectives import LOSSES, training_inputs
 from .regularizers import fr_loss, smooth_kernel_penalty
-from .spec import RunSpec
+from .spec import BRANCH_ONLY, RunSpec
 
 CHECKPOINT_FORMAT = 1
 
@@ -39,17 +39,17 @@ class NonFiniteLoss(SpecRobustError):
 
 
 def resolve_device(requested: str) -> torch.device:
+    """``cpu``, ``cuda``/``cuda:N`` (which must exist: a GPU run never falls back to the CPU) or ``auto``."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {requested!r} but no CUDA GPU is visible on this machine "
-                          f"(set train.device: auto or cpu)")
+        raise ConfigError(f"device {requested!r} asked for, but no CUDA GPU is visible on this machine")
     return torch.device(requested)
 
 
 def _precision_ctx(spec: RunSpec, device: torch.device):
-    bf16 = spec.precision == "bf16" or (spec.precision == "auto" and device.type == "cuda")
-    if bf16:
+    """fp32 (the papers) or bf16 autocast (opt-in speed mode; losses stay fp32, reported evaluations are fp32)."""
+    if spec.precision == "bf16":
         return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
 
@@ -66,7 +66,7 @@ def build(spec: RunSpec, data: Prepared, device) -> torch.nn.Module:
 def validate(model, x, y, spec: RunSpec, batch_size: int = 500) -> tuple[float, float]:
     """Clean and PGD-``val_steps`` accuracy (%) on the validation split, fp32 eval mode, fixed random start."""
     g = torch.Generator().manual_seed(spec.seed)
-    attack = lambda m, xb, yb: attacks.pgd(m, xb, yb, spec.eps, spec.step_size, spec.val_steps,  # noqa: E731
+    attack = lambda m, xb, yb: attacks.pgd(m, xb, yb, spec.eps, spec.val_step_size, spec.val_steps,  # noqa: E731
                                            generator=g)
     with fp32_eval(model):
         clean = correct_under(model, x, y, lambda m, xb, yb: xb, batch_size)
@@ -115,7 +115,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict:
-        return {"format": CHECKPOINT_FORMAT, "spec": self.spec.as_dict(), "epoch": self.epoch,
+        return {"format": CHECKPOINT_FORMAT, "spec": self.spec.record(), "epoch": self.epoch,
                 "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "wa": self.wa.state_dict() if self.wa else None, "swa": self.swa.state_dict() if self.swa else None,
                 "best": self.best, "metrics": self.metrics,
@@ -135,7 +135,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(st["rng"]["cuda"])
 
     # ------------------------------------------------------------------------------------------- epoch
-    def train_epoch(self) -> dict:
+    def train_epoch(self, progress=None) -> dict:
+        """One epoch; ``progress(step, n_steps, images, seconds)`` is called after every optimizer step."""
         spec, model = self.spec, self.model
         _seed_epoch(spec, self.epoch)
         lr = spec.lr_at(self.epoch)
@@ -175,12 +176,16 @@ class Trainer:
             total_loss += loss.detach() * len(y)
             total_correct += (logits_adv.detach().argmax(1) == y).sum()
             n += len(y)
+            if progress is not None:
+                progress(step + 1, len(self.batches), n, time.time() - t0)
         train_loss = total_loss.item() / max(n, 1)  # the one host sync of the epoch
         if not math.isfinite(train_loss):
-            raise NonFiniteLoss(f"{spec.dataset}/{spec.arch}/{spec.method}/seed{spec.seed}: training loss is "
-                                f"{train_loss} in epoch {self.epoch} (lr {lr}); lower train.lr or check the data")
+            raise NonFiniteLoss(f"{spec.name}: training loss is {train_loss} in epoch {self.epoch} (lr {lr}); "
+                                f"lower train.lr or check the data")
         if spec.fr == "wa" and fr_on:
             self.wa.update(model)
+            if spec.wa_bn == "reestimate":  # statistics of the averaged weights, as in SWA (Izmailov et al.)
+                self._reestimate_bn(self.wa.model)
         seconds = time.time() - t0
         candidate = model
         if spec.swa and self.epoch >= spec.first_decay:
@@ -192,7 +197,7 @@ class Trainer:
                "val_clean": round(val_clean, 4), f"val_pgd{spec.val_steps}": round(val_pgd, 4),
                **self._test_curve(candidate), "epoch_seconds": round(seconds, 3),
                "images_per_second": round(n / max(seconds, 1e-9), 1)}
-        score = val_pgd if spec.base in ADVERSARIAL_BASES else val_clean  # natural training: best clean accuracy
+        score = val_pgd if spec.adversarial else val_clean  # natural training: best clean accuracy
         if spec.swa and self.epoch == spec.first_decay:
             self.best["score"] = -1.0  # an SWA run reports one of its SWA models
         if score > self.best["score"]:
@@ -210,6 +215,16 @@ class Trainer:
         clean, pgd = validate(model, self.x_test, self.y_test, self.spec)
         return {"test_clean": round(clean, 4), f"test_pgd{self.spec.val_steps}": round(pgd, 4)}
 
+    def _plain_batches(self):
+        """The training images without augmentation, in order: the BatchNorm re-estimation pass (SWA, FR/WA)."""
+        return make_batches(self.batches.x, self.batches.y, self.spec.batch_size, "none", self.device,
+                            self.spec.seed, drop_last=False, channels_last=self.channels_last, workers=self.workers)
+
+    def _reestimate_bn(self, model: torch.nn.Module) -> None:
+        was_training = model.training
+        torch.optim.swa_utils.update_bn((x for x, _ in self._plain_batches().epoch(self.epoch)), model)
+        model.train(was_training)
+
     def swa_model(self) -> torch.nn.Module:
         """Fold this epoch's weights into the SWA average, then re-estimate its BatchNorm statistics with one
         pass over the clean training images (the workshop code's ``bn_update``; ``swa_utils.update_bn``)."""
@@ -218,18 +233,17 @@ class Trainer:
         else:
             self.swa.update(self.model)
         bn_model = copy.deepcopy(self.swa.model)
-        plain = make_batches(self.batches.x, self.batches.y, self.spec.batch_size, "none", self.device,
-                             self.spec.seed, drop_last=False, channels_last=self.channels_last,
-                             workers=self.workers)
-        torch.optim.swa_utils.update_bn((x for x, _ in plain.epoch(self.epoch)), bn_model)
+        self._reestimate_bn(bn_model)
         return bn_model.eval()
 
 
 def _meta(spec: RunSpec, data: Prepared, best: dict) -> dict:
+    """What rebuilds the model and names it. ``train_eps`` is informative only: every evaluation takes its eps from
+    its threat model, never from the checkpoint."""
     return {"arch": spec.arch, "arch_options": spec.arch_options, "num_classes": data.num_classes,
             "in_channels": data.channels, "image_size": data.size, "mean": list(data.mean), "std": list(data.std),
-            "dataset": spec.dataset, "method": spec.method, "seed": spec.seed, "eps": spec.eps,
-            "step_size": spec.step_size,
+            "dataset": spec.dataset, "method": f"{spec.method}/{spec.point}" if spec.point else spec.method,
+            "seed": spec.seed, "train_eps": spec.eps,
             "epoch": best["epoch"], "val_pgd": best["val_pgd"], "val_clean": best["val_clean"]}
 
 
@@ -239,17 +253,56 @@ def write_metrics(rows: list[dict], path):
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix=None, stop_at_first_decay=False,
-          log=print, init_path=None, workers: int = 0) -> dict:
-    """Train (or resume) one run; writes ``out_model`` (best checkpoint + meta) and ``out_metrics`` at the end.
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
 
-    ``workdir/last.pt`` is rewritten atomically after every epoch; if present and written by the same spec, the run
-    resumes from it. With ``stop_at_first_decay`` the run ends after epoch ``first_decay - 1`` and ``out_model`` is
-    the full training state (the prefix from which FR/FR-WA/plain continuations branch). ``init_path`` is the local
-    file of ``spec.init`` (the downloaded torchvision weights when it is "torchvision"); ``workers`` loader processes
-    decode streamed data sets (the batches do not depend on their number).
+
+class Progress:
+    """Log lines inside an epoch (steps done, images/s, ETA of the epoch and of the run) at most every
+    ``interval`` seconds and at most ten per epoch: a rate that suits a log file."""
+
+    def __init__(self, log, epoch: int, end: int, seconds_per_epoch: float | None, interval: float = 60.0):
+        self.log, self.epoch, self.end, self.interval = log, epoch, end, interval
+        self.per_epoch, self.last, self.tenth = seconds_per_epoch, time.time(), 0
+
+    def __call__(self, step: int, n_steps: int, images: int, seconds: float):
+        tenth = 10 * step // max(n_steps, 1)
+        if tenth <= self.tenth or time.time() - self.last < self.interval or step == n_steps:
+            return
+        self.tenth, self.last = tenth, time.time()
+        left = seconds / step * (n_steps - step)
+        rest = (self.end - self.epoch - 1) * (self.per_epoch or seconds / step * n_steps)
+        self.log(f"epoch {self.epoch}: {step}/{n_steps} steps, {images / max(seconds, 1e-9):.1f} images/s, "
+                 f"epoch ETA {_duration(left)}, run ETA {_duration(left + rest)}")
+
+
+def _tensorboard(spec: RunSpec, stop_at_first_decay: bool):
+    """Per-epoch metrics as TensorBoard scalars when SPECROBUST_TENSORBOARD names a folder (off by default; not a
+    config key, so switching it never reruns a job)."""
+    folder = os.environ.get("SPECROBUST_TENSORBOARD")
+    if not folder:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise ConfigError(f"SPECROBUST_TENSORBOARD is set but TensorBoard is not installed ({err})") from None
+    return SummaryWriter(str(Path(folder) / spec.name / ("prefix" if stop_at_first_decay else "run")))
+
+
+def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix=None, stop_at_first_decay=False,
+          log=print, init_path=None, workers: int = 0, device="cpu", progress_interval: float = 60.0) -> dict:
+    """Train (or resume) one run; writes ``out_metrics`` after every epoch and ``out_model`` at the end.
+
+    ``workdir/last.pt`` is rewritten atomically after every epoch; if present and written under the same record, the
+    run resumes from it. With ``stop_at_first_decay`` the run ends after epoch ``first_decay - 1`` and ``out_model``
+    is the full training state (the prefix from which FR/FR-WA/plain continuations branch). ``init_path`` is the
+    local file of ``spec.init`` (the downloaded torchvision weights when it is "torchvision"); ``workers`` loader
+    processes decode streamed data sets (the batches do not depend on their number).
     """
-    device = resolve_device(spec.device)
+    device = torch.device(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     trainer = Trainer(spec, data, device, workers)
     last = Path(workdir) / "last.pt"
@@ -258,7 +311,7 @@ def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix
     if last.exists():
         try:
             st = load_checkpoint(last)
-            if st.get("format") == CHECKPOINT_FORMAT and st["spec"] == spec.as_dict():
+            if st.get("format") == CHECKPOINT_FORMAT and st["spec"] == spec.record():
                 trainer.load_state_dict(st)
                 resumed = True
                 log(f"resuming from {last} at epoch {trainer.epoch}")
@@ -268,29 +321,38 @@ def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix
             log(f"ignoring unusable checkpoint: {err}")
     if not resumed and prefix is not None:
         st = load_checkpoint(prefix)
-        theirs = dict(st["spec"])
-        theirs["milestones"] = tuple(theirs["milestones"])
-        mine = spec.prefix_key()
-        bad = [k for k in mine if k != "base" and mine[k] != theirs.get(k)]
-        if bad or theirs.get("base") != spec.base:
-            raise CheckpointError(f"prefix {prefix} was trained with different settings ({', '.join(bad) or 'base'}); "
+        theirs, mine = st["spec"], spec.prefix_key()
+        bad = sorted(k for k in set(mine) | set(theirs) if k not in BRANCH_ONLY and mine.get(k) != theirs.get(k))
+        if bad:
+            raise CheckpointError(f"prefix {prefix} was trained with different settings ({', '.join(bad)}); "
                                   f"delete it so it is rebuilt")
         trainer.load_state_dict(st, branch=True)
-        log(f"branching {spec.method} from {prefix} at epoch {trainer.epoch}")
+        log(f"branching {spec.name} from {prefix} at epoch {trainer.epoch}")
     if not resumed and prefix is None and spec.init:  # pretrained start (init_path: the file behind "torchvision")
         source = init_path or spec.init
         load_init(trainer.model, load_checkpoint(source), source, log)
-    log(f"{spec.dataset}/{spec.arch}/{spec.method}/seed{spec.seed} on {device}: {len(trainer.batches.x)} train, "
-        f"{len(trainer.x_val)} val images, epochs {trainer.epoch}..{end - 1}")
+    log(f"{spec.name} on {device}: {len(trainer.batches.x)} train, {len(trainer.x_val)} val images, "
+        f"epochs {trainer.epoch}..{end - 1}, {len(trainer.batches)} steps per epoch")
+    board = _tensorboard(spec, stop_at_first_decay)
+    t_run, start = time.time(), trainer.epoch
     while trainer.epoch < end:
-        row = trainer.train_epoch()
+        done = trainer.epoch - start
+        per_epoch = (time.time() - t_run) / done if done else None
+        row = trainer.train_epoch(Progress(log, trainer.epoch, end, per_epoch, progress_interval))
         atomic_torch_save(trainer.state_dict(), last)
-        log(" ".join(f"{k}={v}" for k, v in row.items()))
+        write_metrics(trainer.metrics, out_metrics)
+        if board:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k != "epoch":
+                    board.add_scalar(k, v, row["epoch"])
+            board.flush()
+        eta = (time.time() - t_run) / (trainer.epoch - start) * (end - trainer.epoch)
+        log(" ".join(f"{k}={v}" for k, v in row.items()) + f" run_eta={_duration(eta)}")
     if stop_at_first_decay:
         atomic_torch_save(trainer.state_dict(), out_model)
     else:
         best = trainer.best
-        atomic_torch_save({"model": best["model"], "meta": _meta(spec, data, best), "spec": spec.as_dict()},
+        atomic_torch_save({"model": best["model"], "meta": _meta(spec, data, best), "spec": spec.record()},
                           out_model)
         log(f"selected epoch {best['epoch']} (validation clean {best['val_clean']:.2f}%, "
             f"PGD-{spec.val_steps} {best['val_pgd']:.2f}%)")

@@ -4,20 +4,23 @@
 
 rule spectral:
     input:
-        model=f"{MODEL_DIR}/model.pt",
-        data="results/data/{dataset}.npz",
+        model=jobs.MODEL + "/model.pt",
+        data=jobs.DATA,
     output:
-        f"{ANALYSIS_DIR}/spectral.npz",
+        jobs.ANALYSIS + "/spectral.npz",
     log:
-        f"{ANALYSIS_DIR}/spectral.log",
+        jobs.ANALYSIS + "/spectral.log",
     params:
-        attack=lambda w: attack_config(w, AN["attack"]),
-        step=lambda w: bandwidth_step(config, w.dataset),
-    threads: threads_for("evaluate")
+        job=lambda w: jobs.spectral(config, w.dataset, w.arch, w.method, w.seed),
+    benchmark:
+        jobs.ANALYSIS + "/spectral_benchmark.tsv"
+    threads: RES.threads("evaluate")
     resources:
-        gpu=gpus("evaluate"),
-        runtime=eval_runtime,
-        mem_mb=eval_mem,
+        gpu=RES.gpus("evaluate"),
+        runtime=lambda w, attempt: RES.eval_runtime(
+            jobs.spectral(config, w.dataset, w.arch, w.method, w.seed), attempt
+        ),
+        mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
     conda:
         ENV
     script:
@@ -26,19 +29,23 @@ rule spectral:
 
 rule heatmap:
     input:
-        model=f"{MODEL_DIR}/model.pt",
-        data="results/data/{dataset}.npz",
+        model=jobs.MODEL + "/model.pt",
+        data=jobs.DATA,
     output:
-        f"{ANALYSIS_DIR}/heatmap.npz",
+        jobs.ANALYSIS + "/heatmap.npz",
     log:
-        f"{ANALYSIS_DIR}/heatmap.log",
+        jobs.ANALYSIS + "/heatmap.log",
     params:
-        heatmap=AN["heatmap"],
-    threads: threads_for("evaluate")
+        job=lambda w: jobs.heatmap(config, w.dataset, w.arch, w.method, w.seed),
+    benchmark:
+        jobs.ANALYSIS + "/heatmap_benchmark.tsv"
+    threads: RES.threads("evaluate")
     resources:
-        gpu=gpus("evaluate"),
-        runtime=eval_runtime,
-        mem_mb=eval_mem,
+        gpu=RES.gpus("evaluate"),
+        runtime=lambda w, attempt: RES.eval_runtime(
+            {**jobs.heatmap(config, w.dataset, w.arch, w.method, w.seed), "type": "heatmap"}, attempt
+        ),
+        mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
     conda:
         ENV
     script:
@@ -47,43 +54,55 @@ rule heatmap:
 
 rule eps_curve:
     input:
-        model=f"{MODEL_DIR}/model.pt",
-        data="results/data/{dataset}.npz",
+        model=jobs.MODEL + "/model.pt",
+        data=jobs.DATA,
     output:
-        f"{ANALYSIS_DIR}/eps_curve.csv",
+        jobs.ANALYSIS + "/eps_curve.csv",
     log:
-        f"{ANALYSIS_DIR}/eps_curve.log",
+        jobs.ANALYSIS + "/eps_curve.log",
     params:
-        multiples=AN["eps_multiples"],
-        n_test=AN["eps_n_test"],
-    threads: threads_for("evaluate")
+        job=lambda w: jobs.eps_curve(config, w.dataset, w.arch, w.method, w.seed),
+    threads: RES.threads("evaluate")
     resources:
-        gpu=gpus("evaluate"),
-        runtime=eval_runtime,
-        mem_mb=eval_mem,
+        gpu=RES.gpus("evaluate"),
+        runtime=lambda w, attempt: RES.eval_runtime(
+            {**jobs.eps_curve(config, w.dataset, w.arch, w.method, w.seed), "type": "eps_curve"}, attempt
+        ),
+        mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
     conda:
         ENV
     script:
         "../scripts/eps_curve.py"
 
 
+LPF_TABLES = {
+    "table1": ("datasets", "methods", "FR paper, Table 1: accuracy (%) on low-pass filtered inputs, and under PGD-20"),
+    "aaai_table1": (
+        "aaai_datasets",
+        "aaai_methods",
+        "Workshop paper, Table 1: clean and PGD-20 accuracy (%) after low-pass filtering",
+    ),
+}
+
+
+def lpf_models(name):
+    datasets, methods, _ = LPF_TABLES[name]
+    return [m for d in AN[datasets] for m in jobs.analysis_models(config, d, AN[methods])]
+
+
 rule lpf_table:
     wildcard_constraints:
         lpf_table="table1|aaai_table1",
     input:
-        lambda w: [analysis_file(d, m, "spectral.npz") for d, ms in (
-            [(d, AN["methods"]) for d in AN["datasets"]] if w.lpf_table == "table1"
-            else [(d, AN["aaai_methods"]) for d in AN["aaai_datasets"]]) for m in ms],
+        lambda w: [analysis_file(m, "spectral.npz") for m in lpf_models(w.lpf_table)],
     output:
         csv=report("results/{lpf_table}.csv", category="1. Frequency analysis", caption="../report/lpf_table.rst"),
         md="results/{lpf_table}.md",
     log:
         "results/logs/{lpf_table}.log",
     params:
-        title=lambda w: {
-            "table1": "FR paper, Table 1: accuracy (%) on low-pass filtered inputs, and under PGD-20",
-            "aaai_table1": "Workshop paper, Table 1: clean and PGD-20 accuracy (%) after low-pass filtering",
-        }[w.lpf_table],
+        job=lambda w: {"table": w.lpf_table, "title": LPF_TABLES[w.lpf_table][2], "workshop": w.lpf_table != "table1"},
+    localrule: True
     conda:
         ANALYSIS_ENV
     script:
@@ -94,13 +113,23 @@ rule spectral_figure:
     wildcard_constraints:
         kind="figure1|figure2|figure3",
     input:
-        lambda w: [analysis_file(w.dataset, m, "spectral.npz")
-                   for m in (AN["methods"] if w.kind != "figure1" else [AN["robust"]])],
+        lambda w: [
+            analysis_file(m, "spectral.npz")
+            for m in jobs.analysis_models(config, w.dataset, AN["methods"] if w.kind != "figure1" else [AN["robust"]])
+        ],
     output:
-        report(figure("{kind}_{dataset}"), category="1. Frequency analysis", subcategory="{dataset}",
-               caption="../report/spectral_figure.rst", labels={"figure": "{kind}", "dataset": "{dataset}"}),
+        report(
+            figure("{kind}_{dataset}"),
+            category="1. Frequency analysis",
+            subcategory="{dataset}",
+            caption="../report/spectral_figure.rst",
+            labels={"figure": "{kind}", "dataset": "{dataset}"},
+        ),
     log:
         "results/logs/{kind}_{dataset}.log",
+    params:
+        job=lambda w: {"kind": w.kind, "dataset": w.dataset},
+    localrule: True
     conda:
         ANALYSIS_ENV
     script:
@@ -109,12 +138,20 @@ rule spectral_figure:
 
 rule heatmap_figure:
     input:
-        lambda w: [analysis_file(w.dataset, m, "heatmap.npz") for m in AN["methods"]],
+        lambda w: [analysis_file(m, "heatmap.npz") for m in jobs.analysis_models(config, w.dataset, AN["methods"])],
     output:
-        report(figure("figure4_{dataset}"), category="1. Frequency analysis", subcategory="{dataset}",
-               caption="../report/figure4.rst", labels={"figure": "figure4", "dataset": "{dataset}"}),
+        report(
+            figure("figure4_{dataset}"),
+            category="1. Frequency analysis",
+            subcategory="{dataset}",
+            caption="../report/figure4.rst",
+            labels={"figure": "figure4", "dataset": "{dataset}"},
+        ),
     log:
         "results/logs/figure4_{dataset}.log",
+    params:
+        job=lambda w: {"kind": "figure4", "dataset": w.dataset},
+    localrule: True
     conda:
         ANALYSIS_ENV
     script:
@@ -123,16 +160,23 @@ rule heatmap_figure:
 
 rule kernels:
     input:
-        lambda w: [f"results/models/{w.dataset}/{AN['arch']}/{m}/seed{AN['seed']}/model.pt"
-                   for m in ("natural", AN["robust"])],
+        lambda w: [
+            model_dir(*m) + "/model.pt" for m in jobs.analysis_models(config, w.dataset, ["natural", AN["robust"]])
+        ],
     output:
-        figure=report(figure("kernels_{dataset}"), category="1. Frequency analysis", subcategory="{dataset}",
-                      caption="../report/kernels.rst", labels={"figure": "kernels", "dataset": "{dataset}"}),
+        figure=report(
+            figure("kernels_{dataset}"),
+            category="1. Frequency analysis",
+            subcategory="{dataset}",
+            caption="../report/kernels.rst",
+            labels={"figure": "kernels", "dataset": "{dataset}"},
+        ),
         csv="results/analysis/{dataset}/kernels.csv",
     log:
         "results/logs/kernels_{dataset}.log",
     params:
-        methods=["natural", AN["robust"]],
+        job=lambda w: {"dataset": w.dataset, "arch": AN["arch"], "methods": ["natural", AN["robust"]]},
+    localrule: True
     conda:
         ENV
     script:
@@ -146,6 +190,7 @@ rule kernel_table:
         report("results/kernels.csv", category="1. Frequency analysis", caption="../report/kernel_table.rst"),
     log:
         "results/logs/kernel_table.log",
+    localrule: True
     conda:
         ANALYSIS_ENV
     script:
@@ -156,17 +201,27 @@ rule curves_figure:
     wildcard_constraints:
         kind="training_curves|eps_curves",
     input:
-        lambda w: [f"results/models/{d}/{a}/{m}/seed{s}/metrics.csv" if w.kind == "training_curves"
-                   else f"results/analysis/{d}/{a}/{m}/seed{s}/eps_curve.csv"
-                   for d, a, m, s in first_seed_models(w.table)],
+        lambda w: [
+            model_dir(*m) + "/metrics.csv" if w.kind == "training_curves" else analysis_file(m, "eps_curve.csv")
+            for m in jobs.first_seed_models(config, w.table)
+        ],
     output:
-        report(figure("{kind}_{table}"), category="2. Training and robustness curves", subcategory="{table}",
-               caption="../report/curves.rst", labels={"figure": "{kind}", "table": "{table}"}),
+        report(
+            figure("{kind}_{table}"),
+            category="2. Training and robustness curves",
+            subcategory="{table}",
+            caption="../report/curves.rst",
+            labels={"figure": "{kind}", "table": "{table}"},
+        ),
     log:
         "results/logs/{kind}_{table}.log",
     params:
-        models=lambda w: first_seed_models(w.table),
-        title=lambda w: config["tables"][w.table]["title"],
+        job=lambda w: {
+            "kind": w.kind,
+            "title": config["tables"][w.table]["title"],
+            "models": [list(m) for m in jobs.first_seed_models(config, w.table)],
+        },
+    localrule: True
     conda:
         ANALYSIS_ENV
     script:

@@ -1,10 +1,38 @@
-rule prepare_dataset:
+# Raw data -> one prepared .npz per data set (fixed 9:1 split). Downloads happen in a local rule, on the machine
+# that runs Snakemake (a cluster's login node has the internet; compute nodes may not).
+
+
+rule download_dataset:
     output:
-        "results/data/{dataset}.npz",
+        f"{config['data']['root']}/downloads/{{dataset}}.done",
+    log:
+        "results/logs/download_dataset/{dataset}.log",
+    params:
+        job=lambda w: {"dataset": w.dataset, "root": config["data"]["root"]},
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/download_dataset.py"
+
+
+rule prepare_dataset:
+    input:
+        lambda w: (
+            [rules.download_dataset.output[0].format(dataset=w.dataset)]
+            if jobs.downloads(config, w.dataset)
+            else []
+        ),
+    output:
+        jobs.DATA,
     log:
         "results/logs/prepare_dataset/{dataset}.log",
     params:
-        data=config["data"],
+        job=lambda w: jobs.prepare(config, w.dataset),
+    threads: 4
+    resources:
+        mem_mb=lambda w: RES.mem_mb(None, w.dataset),
+        runtime=60,
     conda:
         ENV
     script:
@@ -18,6 +46,8 @@ rule pretrained_weights:
         f"{config['data']['root']}/pretrained/{{arch}}_imagenet1k_v1.pt",
     log:
         "results/logs/pretrained_weights/{arch}.log",
+    params:
+        job=lambda w: {"arch": w.arch},
     localrule: True
     conda:
         ENV

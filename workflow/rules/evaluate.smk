@@ -1,20 +1,26 @@
+# One selected checkpoint x one attack preset at one threat model (the path's {threat}: linf-8_255, unbounded).
+
+
 rule evaluate:
     input:
-        model="results/models/{dataset}/{arch}/{method}/seed{seed}/model.pt",
-        data="results/data/{dataset}.npz",
+        model=jobs.MODEL + "/model.pt",
+        data=jobs.DATA,
     output:
-        json="results/eval/{dataset}/{arch}/{method}/seed{seed}/{attack}.json",
-        per_example="results/eval/{dataset}/{arch}/{method}/seed{seed}/{attack}.npz",
+        json=jobs.EVAL + ".json",
+        per_example=jobs.EVAL + ".npz",
     log:
-        "results/eval/{dataset}/{arch}/{method}/seed{seed}/{attack}.log",
+        jobs.EVAL + ".log",
     params:
-        attack=attack_config,
-        n_test=attack_n_test,
-    threads: threads_for("evaluate")
+        job=lambda w: jobs.evaluate(config, w.dataset, w.arch, w.method, w.seed, w.threat, w.attack),
+    benchmark:
+        jobs.EVAL + "_benchmark.tsv"
+    threads: RES.threads("evaluate")
     resources:
-        gpu=gpus("evaluate"),
-        runtime=eval_runtime,
-        mem_mb=eval_mem,
+        gpu=RES.gpus("evaluate"),
+        runtime=lambda w, attempt: RES.eval_runtime(
+            jobs.evaluate(config, w.dataset, w.arch, w.method, w.seed, w.threat, w.attack), attempt
+        ),
+        mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
     conda:
         ENV
     script:

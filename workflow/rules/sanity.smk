@@ -1,25 +1,30 @@
-# Sanity checks per evaluated model (gradient masking, attack convergence, an independent PGD), and their table.
+# Sanity checks per evaluated model at the eps of the evaluations they guard (gradient masking, attack
+# convergence, an independent PGD), and their table.
 
 
 rule sanity:
     input:
-        model="results/models/{dataset}/{arch}/{method}/seed{seed}/model.pt",
-        data="results/data/{dataset}.npz",
-        evaluated=lambda w: expand(
-            "results/eval/{{dataset}}/{{arch}}/{{method}}/seed{{seed}}/{attack}.npz",
-            attack=config["sanity"]["compare"],
-        ),
+        model=jobs.MODEL + "/model.pt",
+        data=jobs.DATA,
+        evaluated=lambda w: [
+            eval_file((w.dataset, w.arch, w.method, w.seed), w.threat, c, "npz")
+            for c in config["sanity"]["compare"]
+        ],
     output:
-        "results/sanity/{dataset}/{arch}/{method}/seed{seed}.csv",
+        jobs.SANITY + ".csv",
     log:
-        "results/sanity/{dataset}/{arch}/{method}/seed{seed}.log",
+        jobs.SANITY + ".log",
     params:
-        sanity=config["sanity"],
-    threads: threads_for("evaluate")
+        job=lambda w: jobs.sanity(config, w.dataset, w.arch, w.method, w.seed, w.threat),
+    benchmark:
+        jobs.SANITY + "_benchmark.tsv"
+    threads: RES.threads("evaluate")
     resources:
-        gpu=gpus("evaluate"),
-        runtime=eval_runtime,
-        mem_mb=eval_mem,
+        gpu=RES.gpus("evaluate"),
+        runtime=lambda w, attempt: RES.sanity_runtime(
+            jobs.sanity(config, w.dataset, w.arch, w.method, w.seed, w.threat), attempt
+        ),
+        mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
     conda:
         ENV
     script:
@@ -28,12 +33,13 @@ rule sanity:
 
 rule sanity_table:
     input:
-        sanity_inputs(),
+        [sanity_file(m, th) for m, th in jobs.sanity_models(config)],
     output:
         csv=report("results/sanity.csv", category="0. Overview", caption="../report/sanity.rst"),
         md="results/sanity.md",
     log:
         "results/logs/sanity_table.log",
+    localrule: True
     conda:
         ANALYSIS_ENV
     script:

@@ -1,23 +1,30 @@
-# Training. `train_prefix` runs a method without its FR/WA/SWA plug-ins up to the first LR decay once; `train` continues it per method
-# (plain, FR, FR/WA), exactly as the FR paper's ablation branches from its epoch-74 checkpoint.
+# Training. `train_prefix` runs a method family without its FR/WA/SWA plug-ins up to the first LR decay, once;
+# `train` continues it per method (plain, FR, FR/WA, SWA, an ablation point), exactly as the FR paper's ablation
+# branches from its epoch-74 checkpoint. A method whose settings before the decay differ trains from scratch.
 
 
 rule train_prefix:
     input:
-        unpack(lambda w: start_inputs(w, w.prefix)),
+        unpack(data_inputs),
     output:
-        model="results/models/{dataset}/{arch}/{prefix}/seed{seed}/prefix.pt",
-        metrics="results/models/{dataset}/{arch}/{prefix}/seed{seed}/prefix_metrics.csv",
+        model=jobs.MODEL.replace("{method}", "{prefix}") + "/prefix.pt",
+        metrics=jobs.MODEL.replace("{method}", "{prefix}") + "/prefix_metrics.csv",
     log:
-        "results/models/{dataset}/{arch}/{prefix}/seed{seed}/prefix.log",
+        jobs.MODEL.replace("{method}", "{prefix}") + "/prefix.log",
     params:
-        train=lambda w: train_section(config, w.dataset, w.prefix),
-        workdir=lambda w, output: str(Path(output.model).parent / "prefix_ckpt"),
-    threads: threads_for("train")
+        job=lambda w: jobs.train(config, w.dataset, w.arch, w.prefix, w.seed),
+        stop_at_first_decay=True,
+    benchmark:
+        jobs.MODEL.replace("{method}", "{prefix}") + "/prefix_benchmark.tsv"
+    threads: RES.threads("train")
     resources:
-        gpu=gpus("train"),
-        runtime=train_runtime(prefix=True),
-        mem_mb=train_mem,
+        gpu=lambda w: RES.gpus("train", jobs.train(config, w.dataset, w.arch, w.prefix, w.seed)),
+        runtime=lambda w, attempt: RES.train_runtime(
+            jobs.run_spec(config, w.dataset, w.arch, w.prefix, w.seed),
+            jobs.epochs_of(config, w.dataset, w.arch, w.prefix, prefix=True),
+            attempt,
+        ),
+        mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
     conda:
         ENV
     script:
@@ -26,23 +33,28 @@ rule train_prefix:
 
 rule train:
     wildcard_constraints:
-        method=r"(?!external_)[a-z][a-z0-9]*(_[a-z0-9]+)*",
+        method=r"(?!external_)" + METHOD_PATTERN + rf"(/{POINT_PATTERN})?",
     input:
         unpack(train_inputs),
     output:
-        model="results/models/{dataset}/{arch}/{method}/seed{seed}/model.pt",
-        metrics="results/models/{dataset}/{arch}/{method}/seed{seed}/metrics.csv",
+        model=jobs.MODEL + "/model.pt",
+        metrics=jobs.MODEL + "/metrics.csv",
     log:
-        "results/models/{dataset}/{arch}/{method}/seed{seed}/train.log",
+        jobs.MODEL + "/train.log",
     params:
-        train=lambda w: train_section(config, w.dataset, w.method),
-        fr=lambda w: section(config, "fr", w.dataset, w.method),
-        workdir=lambda w, output: str(Path(output.model).parent / "ckpt"),
-    threads: threads_for("train")
+        job=lambda w: jobs.train(config, w.dataset, w.arch, w.method, w.seed),
+        stop_at_first_decay=False,
+    benchmark:
+        jobs.MODEL + "/train_benchmark.tsv"
+    threads: RES.threads("train")
     resources:
-        gpu=gpus("train"),
-        runtime=train_runtime(prefix=False),
-        mem_mb=train_mem,
+        gpu=lambda w: RES.gpus("train", jobs.train(config, w.dataset, w.arch, w.method, w.seed)),
+        runtime=lambda w, attempt: RES.train_runtime(
+            jobs.run_spec(config, w.dataset, w.arch, w.method, w.seed),
+            jobs.epochs_of(config, w.dataset, w.arch, w.method),
+            attempt,
+        ),
+        mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
     conda:
         ENV
     script:

@@ -14,7 +14,7 @@ def accuracy(paths) -> dict:
 
 
 def main(sm, log):
-    a = sm.params.ablation
+    a = sm.params.job
     cols = a["columns"]
     base = accuracy(sm.input.baseline)
     rows = [{"param": a["param"], "value": v, **accuracy(sm.input.points[i * len(cols):(i + 1) * len(cols)])}
@@ -22,7 +22,8 @@ def main(sm, log):
     table = pd.DataFrame([{"param": "baseline", "value": a["baseline"], **base}] + rows)
     atomic_write_text(sm.output.csv, table.to_csv(index=False))
     md = [f"# {a['title']}", "", f"{a['dataset']}, {a['arch']}, {a['method']} with fr.{a['param']} varied, "
-          f"branched from the shared first-decay checkpoint; baseline {a['baseline']}. Accuracy in %.", "",
+          f"branched from the shared first-decay checkpoint; baseline {a['baseline']}. Accuracy in % "
+          f"({a['threat']}).", "",
           "| " + " | ".join([a["param"]] + cols) + " |", "|" + "---|" * (len(cols) + 1)]
     md += ["| " + " | ".join([str(r["value"])] + [f"{r[c]:.2f}" for c in cols]) + " |"
            for r in table.to_dict("records")]

@@ -18,9 +18,9 @@ TITLES = {
 def main(sm, log):
     arrays = [dict(np.load(p)) for p in sm.input]
     models = {LABELS.get(str(a["method"]), f"robust ({a['method']})"): a for a in arrays}
-    kind = sm.wildcards.get("kind", "figure4")
-    first = arrays[0]
-    title = TITLES[kind].format(d=sm.wildcards.dataset, k=int(first.get("figure1_bandwidth", 0)), m=first["method"])
+    kind, first = sm.params.job["kind"], arrays[0]
+    title = TITLES[kind].format(d=sm.params.job["dataset"], k=int(first.get("figure1_bandwidth", 0)),
+                                m=first["method"])
     draw = {"figure1": lambda: figures.lpf_grid(first, title, list(sm.output)),
             "figure2": lambda: figures.perturbation_spectra(models, title, list(sm.output)),
             "figure3": lambda: figures.bandwidth_curves(models, title, list(sm.output)),

@@ -8,10 +8,11 @@ from specrobust.script import run
 
 
 def main(sm, log):
-    weights = {m: first_conv_weight(p) for m, p in zip(sm.params.methods, sm.input)}
-    d = sm.wildcards.dataset
+    job = sm.params.job
+    weights = {m: first_conv_weight(p) for m, p in zip(job["methods"], sm.input)}
+    d = job["dataset"]
     figures.kernels(weights, f"{d}: first-layer kernels, natural against robust", list(sm.output.figure))
-    rows = [{"dataset": d, "arch": sm.config["analysis"]["arch"], "method": m, **figures.kernel_smoothness(w)}
+    rows = [{"dataset": d, "arch": job["arch"], "method": m, **figures.kernel_smoothness(w)}
             for m, w in weights.items()]
     atomic_write_text(sm.output.csv, pd.DataFrame(rows).to_csv(index=False))
     for r in rows:

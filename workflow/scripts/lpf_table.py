@@ -4,8 +4,8 @@ from specrobust.tables import write_lpf_table
 
 
 def main(sm, log):
-    table = write_lpf_table(list(sm.input), sm.output.csv, sm.output.md, sm.params.title,
-                            workshop=sm.wildcards.lpf_table == "aaai_table1")
+    job = sm.params.job
+    table = write_lpf_table(list(sm.input), sm.output.csv, sm.output.md, job["title"], workshop=job["workshop"])
     log(f"wrote {sm.output.csv} ({len(table)} rows)")
 
 

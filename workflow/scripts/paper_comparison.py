@@ -4,9 +4,10 @@ from specrobust.script import run
 
 
 def main(sm, log):
-    tables = {name: (csv, paper) for name, csv, paper in zip(sm.params.names, sm.input.tables, sm.params.papers)}
-    out = write_comparison(tables, sm.input.reference, sm.output.csv, sm.output.md, sm.params.scale, sm.params.eps)
-    log(f"{len(out)} of our cells have a published counterpart ({sm.params.scale} scale)")
+    job = sm.params.job
+    tables = {name: (csv, paper) for name, csv, paper in zip(job["names"], sm.input.tables, job["papers"])}
+    out = write_comparison(tables, sm.input.reference, sm.output.csv, sm.output.md, job["scale"])
+    log(f"{len(out)} of our cells have a published counterpart ({job['scale']} scale)")
 
 
 run(snakemake, main)  # noqa: F821

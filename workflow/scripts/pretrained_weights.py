@@ -4,8 +4,8 @@ from specrobust.script import run
 
 
 def main(sm, log):
-    download_torchvision_weights(sm.wildcards.arch, sm.output[0])
-    log(f"saved torchvision weights of {sm.wildcards.arch} to {sm.output[0]}")
+    download_torchvision_weights(sm.params.job["arch"], sm.output[0])
+    log(f"saved torchvision weights of {sm.params.job['arch']} to {sm.output[0]}")
 
 
 run(snakemake, main)  # noqa: F821

@@ -8,8 +8,8 @@ from specrobust.summary import render_summary
 def main(sm, log):
     tables = [Path(p).stem for p in sm.input.tables if Path(p).stem not in ("sanity", "paper_comparison")]
     tables += [f"ablations/{Path(p).stem}" for p in sm.input.ablations]
-    size = render_summary(sm.input.notebook, sm.output.notebook, sm.output.html, "results", sm.params.scale, tables,
-                          sm.input.figures)
+    size = render_summary(sm.input.notebook, sm.output.notebook, sm.output.html, "results", sm.params.job["scale"],
+                          tables, sm.input.figures)
     log(f"executed {sm.input.notebook} -> {sm.output.notebook}, {sm.output.html} ({size // 1024} KiB)")
 
 

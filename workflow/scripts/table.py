@@ -1,14 +1,12 @@
-"""Table rules: evaluation JSONs -> CSV in the paper's shape + Markdown."""
+"""Table rules: evaluation JSONs (+ per-example files for the paired comparisons) -> CSV in the paper's shape + .md."""
 from specrobust.script import run
 from specrobust.tables import write_table
 
-LABELS = {"clean": "Clean", "fgsm": "FGSM", "pgd20": "PGD-20", "pgd50": "PGD-50", "cw": "C&W", "aa": "AA",
-          "deepfool_l2": "DF (L2)", "deepfool_linf": "DF (L-inf)", "adef": "ADef", "salt_pepper": "S&P"}
-
 
 def main(sm, log):
-    table = write_table(list(sm.input.results), sm.params.columns, sm.params.rows, sm.output.csv, sm.output.md,
-                        sm.params.title, LABELS, sanity=list(sm.input.sanity))
+    table = write_table(list(sm.input.results), sm.params.job, sm.output.csv, sm.output.md,
+                        per_example=list(sm.input.per_example), sanity=list(sm.input.sanity),
+                        kernels=list(sm.input.get("kernels", [])))
     log(f"wrote {sm.output.csv} ({len(table)} rows)")
 
 

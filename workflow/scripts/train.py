@@ -1,19 +1,19 @@
-"""Rules train_prefix, train and train_ablation: one run spec from config + wildcards, then specrobust.train."""
-from specrobust.config import with_point
+"""Rules train_prefix and train: the run's record (params.job) -> specrobust.train."""
+from pathlib import Path
+
 from specrobust.data import load_prepared
-from specrobust.script import run
-from specrobust.spec import run_spec
+from specrobust.script import device, run
+from specrobust.spec import spec_from_record
 from specrobust.train import train
 
 
 def main(sm, log):
-    w = sm.wildcards
-    prefix_rule = sm.rule == "train_prefix"
-    config = with_point(sm.config, w.method, w.point) if sm.rule == "train_ablation" else sm.config
-    spec = run_spec(config, w.dataset, w.arch, w.prefix if prefix_rule else w.method, int(w.seed))
-    train(spec, load_prepared(sm.input.data, w.dataset), sm.output.model, sm.output.metrics, sm.params.workdir,
-          prefix=None if prefix_rule else sm.input.get("prefix"), stop_at_first_decay=prefix_rule, log=log,
-          init_path=sm.input.get("init"), workers=max(0, sm.threads - 1))
+    spec = spec_from_record(sm.params.job)
+    out = Path(sm.output.model)
+    train(spec, load_prepared(sm.input.data, spec.dataset), out, sm.output.metrics,
+          out.parent / ("prefix_ckpt" if sm.params.stop_at_first_decay else "ckpt"), prefix=sm.input.get("prefix"),
+          stop_at_first_decay=sm.params.stop_at_first_decay, log=log, init_path=sm.input.get("init"),
+          workers=max(0, sm.threads - 1), device=device(sm))
 
 
 run(snakemake, main)  # noqa: F821

@@ -15,13 +15,41 @@ sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join([SRC] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 
+envvars:
+    "PYTHONPATH",
+
+
 configfile: "config/config.yaml"
+
+
+# On a cluster, the evaluations of one model share one submission (rule evaluations' group); eval_slot=1 per group
+# (profiles/slurm) runs them one after the other on its one GPU.
+resource_scopes:
+    eval_slot="local",
+
+
+# Sites that prefer Apptainer: build workflow/containers/specrobust.def and pass its image as config key container.
+container: config.get("container") or None
 
 
 report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    arch=ARCH_PATTERN,
+    method=rf"{METHOD_PATTERN}(/{POINT_PATTERN})?",  # a method slug, or an ablation point of one
+    prefix="|".join(FAMILIES),
+    seed=r"\d+",
+    threat=THREAT_PATTERN,
+    attack="|".join(config["evaluation"]["attacks"]),
+    table="|".join(config["tables"]),
+    ablation="|".join(config.get("ablations") or {}) or "none",
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
@@ -35,6 +63,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         expand("results/{table}.csv", table=config["tables"]),
         "results/sanity.csv",
@@ -42,4 +71,4 @@ rule all:
         "results/summary.html",
         expand("results/ablations/{ablation}.csv", ablation=ABL),
         jobs.sk_targets(config),
-    default_target: True
+        jobs.export_targets(config),

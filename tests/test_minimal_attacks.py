@@ -408,13 +408,30 @@ def test_evaluation_seeds_salt_pepper(monkeypatch):
 
 # ------------------------------------------------------------------------------------------------------ wiring
 @pytest.mark.parametrize("kind", evaluate.MINIMAL_ATTACKS)
-def test_make_attack_passes_the_bound(monkeypatch, kind):
-    """A minimal search gets its record's eps as the bound (None: unbounded), through the module attribute."""
-    got = []
-    monkeypatch.setattr(ma, kind, lambda model, x, y, eps, **kw: got.append(eps) or x)
-    for eps in (0.3, None):
-        evaluate.make_attack({"attack": "a", "type": kind, "norm": "linf", "eps": eps})(None, torch.zeros(1), None)
-    assert got == [0.3, None]
+def test_make_attack_runs_the_search_unbounded_and_counts_within_the_bound(monkeypatch, kind):
+    """A minimal search runs once without a bound (through the module attribute); the record's eps then decides
+    which adversarials count, and the unbounded distances go to the sink (Appendix B)."""
+    got, sink = [], []
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[1.0, 0, 0, 0], [-1.0, 0, 0, 0]]))   # class 1 iff pixel 0 < 0.5
+        model[1].bias.copy_(torch.tensor([-0.5, 0.5]))
+    x = torch.full((2, 1, 2, 2), 0.6)
+    x[1, 0, 0, 0] = 0.9
+    y = torch.zeros(2, dtype=torch.long)
+    # the "search" moves pixel 0 of each image to 0.4, which flips the prediction: L-inf sizes 0.2 and 0.5
+    def search(model, x, y, eps, **kw):
+        got.append(eps)
+        x_adv = x.clone()
+        x_adv[:, 0, 0, 0] = 0.4
+        return x_adv
+
+    monkeypatch.setattr(ma, kind, search)
+    for eps, fooled in ((0.3, [True, False]), (None, [True, True])):
+        rec = {"attack": "a", "type": kind, "norm": "linf", "eps": eps}
+        x_adv = evaluate.make_attack(rec, sink)(model, x, y)
+        assert ((model(x_adv).argmax(1) != y).tolist()) == fooled
+    assert got == [None, None] and sink[0]["linf"] == pytest.approx([0.2, 0.5])
 
 
 def test_make_attack_rejects_an_unknown_type():

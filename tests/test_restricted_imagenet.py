@@ -171,7 +171,7 @@ def test_workflow_from_a_local_imagenet_to_an_evaluation_at_the_papers_eps(image
                "init": None, "epochs": 2, "milestones": [1], "batch_size": 4, "steps": 1, "val_steps": 1,
                "val_limit": 4}}}}
     (tmp_path / "ri.yaml").write_text(yaml.safe_dump(cfg))
-    target = "results/eval/restricted_imagenet/small_cnn/sk_a/seed0/fgsm.json"
+    target = "results/eval/restricted_imagenet/small_cnn/sk_a/seed0/linf-0.05/fgsm.json"
     r = snakemake(tmp_path, "--cores", "2", target, configs=(DEFAULT, tmp_path / "ri.yaml"))
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads((tmp_path / target).read_text())

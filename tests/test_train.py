@@ -224,7 +224,7 @@ def test_smooth_kernel_regularizer_is_added(config, tiny_data, monkeypatch):
     import specrobust.train as tr
     calls = []
     real = tr.smooth_kernel_penalty
-    monkeypatch.setattr(tr, "smooth_kernel_penalty", lambda m, s: calls.append(s) or real(m, s))
+    monkeypatch.setattr(tr, "smooth_kernel_penalty", lambda m, s, clip=None: calls.append(s) or real(m, s, clip=clip))
     Trainer(tiny_spec(config, "sk_vr"), tiny_data, "cpu").train_epoch()
     assert calls and calls[0] == "kernel"
     calls.clear()

@@ -11,6 +11,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from .distributed import like_global
+
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``max_{k != y} z_k - z_y`` per example: positive exactly when the example is misclassified."""
@@ -42,8 +44,9 @@ def pgd(model, x, y, eps: float, step_size: float, steps: int, *, restarts: int 
     x = x.detach()
     best, best_margin = x.clone(), None
     for _ in range(restarts):
-        if random_start:
-            noise = torch.rand(x.shape, generator=generator, device=x.device if generator is None else "cpu")
+        if random_start:  # in a data-parallel step: this rank's rows of the global batch's noise (like_global)
+            noise = like_global(lambda t: torch.rand(t.shape, generator=generator,
+                                                     device=t.device if generator is None else "cpu"), x)
             x_adv = project(x + (2 * noise.to(x.device, x.dtype) - 1) * eps, x, eps)
         else:
             x_adv = x.clone()

@@ -23,6 +23,25 @@ SANITY = "results/sanity/{dataset}/{arch}/{method}/seed{seed}/{threat}"
 ANALYSIS = "results/analysis/{dataset}/{arch}/{method}/seed{seed}"
 
 
+def model_dir(d, a, m, s) -> str:
+    return MODEL.format(dataset=d, arch=a, method=m, seed=s)
+
+
+def eval_file(model: tuple, threat: str, attack: str, ext: str = "json") -> str:
+    d, a, m, s = model
+    return f"{EVAL.format(dataset=d, arch=a, method=m, seed=s, threat=threat, attack=attack)}.{ext}"
+
+
+def sanity_file(model: tuple, threat: str) -> str:
+    d, a, m, s = model
+    return f"{SANITY.format(dataset=d, arch=a, method=m, seed=s, threat=threat)}.csv"
+
+
+def analysis_file(model: tuple, name: str) -> str:
+    d, a, m, s = model
+    return f"{ANALYSIS.format(dataset=d, arch=a, method=m, seed=s)}/{name}"
+
+
 def identity(dataset, arch, method, seed) -> dict:
     return {"dataset": dataset, "arch": arch, "method": method, "seed": int(seed)}
 
@@ -243,6 +262,20 @@ def eps_curve(config: dict, dataset: str, arch: str, method: str, seed) -> dict:
             "steps": 20, "step_fraction": 0.25, "n_test": an["eps_n_test"], **_evaluation(config, dataset)}
 
 
+LPF_TABLES = {
+    "table1": ("datasets", "methods", "FR paper, Table 1: accuracy (%) on low-pass filtered inputs, and under PGD-20"),
+    "aaai_table1": ("aaai_datasets", "aaai_methods",
+                    "Workshop paper, Table 1: clean and PGD-20 accuracy (%) after low-pass filtering"),
+}
+
+
+def lpf_models(config: dict, name: str) -> list[tuple]:
+    """The models of FR Table 1 or the workshop's Table 1: the analysis section's data sets x methods."""
+    datasets, methods, _ = LPF_TABLES[name]
+    an = config["analysis"]
+    return [m for d in an[datasets] for m in analysis_models(config, d, an[methods])]
+
+
 def analysis_models(config: dict, dataset: str, methods) -> list[tuple]:
     an = config["analysis"]
     return [(dataset, an["arch"], m, an["seed"]) for m in methods]
@@ -265,6 +298,29 @@ def ablation(config: dict, name: str) -> dict:
     return {"ablation": name, **{k: a[k] for k in ("title", "dataset", "arch", "method", "baseline", "param",
                                                    "values", "columns")},
             "threat": eps_label(evaluation_eps(config, a["dataset"]))}
+
+
+def external_models(config: dict) -> list[tuple]:
+    return [(e["dataset"], e["arch"], f"external_{name}", 0) for name, e in (config.get("external") or {}).items()]
+
+
+def external_results(config: dict) -> list[tuple]:
+    """Each external checkpoint under the columns of its table (``external.<name>.table``, default table2), at that
+    table's threat model of its data set."""
+    out = []
+    for (d, a, m, s), e in zip(external_models(config), (config.get("external") or {}).values()):
+        t = e.get("table", "table2")
+        out += [((d, a, m, s), table_threat(config, t, d), c) for c in config["tables"][t]["columns"]]
+    return out
+
+
+def external_path(config: dict, name: str) -> str:
+    """The checkpoint file of ``external.<name>``: its path, or for ``robustbench:<model>`` the file in a local
+    RobustBench models folder, ``<data.root>/robustbench/<dataset>/Linf/<model>.pt`` (no hub download)."""
+    e = config["external"][name]
+    if e["path"].startswith("robustbench:"):
+        return f"{config['data']['root']}/robustbench/{e['dataset']}/Linf/{e['path'].split(':', 1)[1]}.pt"
+    return e["path"]
 
 
 def external(config: dict, name: str) -> dict:
@@ -316,6 +372,17 @@ def sk_model_job(config: dict, figure: str, dataset: str, arch: str, method: str
             **{k: v for k, v in f.items() if k not in ("table", "datasets")}, **_evaluation(config, dataset)}
 
 
+def sk_inputs(config: dict, figure: str, dataset: str, name: str | None = None) -> list[str]:
+    """The model files of a figure on a data set, or one per-model analysis file of each (``name``)."""
+    models = sk_models(config, figure, dataset)
+    return [f"{model_dir(*m)}/model.pt" if name is None else analysis_file(m, name) for m in models]
+
+
+def export_targets(config: dict) -> list[str]:
+    return [f"{EXPORT.format(dataset=d, arch=a, method=m, seed=s, threat=th)}/model_info.json"
+            for (d, a, m, s), th in exports(config)]
+
+
 def sk_distance_threat(config: dict, dataset: str) -> str:
     return table_threat(config, config["smooth_kernels"]["distance_curves"]["table"], dataset)
 
@@ -337,3 +404,53 @@ def sk_targets(config: dict) -> list[str]:
         out += [f"results/figures/sk_targeted_{d}_{m}.png" for d in sk_datasets(config, "targeted")
                 for _, _, m, _ in sk_models(config, "targeted", d)]
     return out
+
+
+# ------------------------------------------------------------------------------------------------- export
+EXPORT = "results/export/{dataset}/{arch}/{method}/seed{seed}/{threat}"
+
+
+def export_attacks(config: dict, columns) -> tuple[str, str] | None:
+    """The clean and the AutoAttack column among ``columns`` (what a RobustBench model_info reports), if both."""
+    kinds = {config["evaluation"]["attacks"][c]["type"]: c for c in reversed(list(columns))}
+    return (kinds["clean"], kinds["autoattack"]) if {"clean", "autoattack"} <= set(kinds) else None
+
+
+def exports(config: dict) -> list[tuple]:
+    """(model, threat) of every table model scored by clean accuracy and AutoAttack: each gets a RobustBench-style
+    model_info JSON and its weights (rule export_model)."""
+    out = []
+    for t, spec in config["tables"].items():
+        if export_attacks(config, spec["columns"]):
+            out += [(m, table_threat(config, t, m[0])) for m in table_models(config, t)]
+    return list(dict.fromkeys(out))
+
+
+def export(config: dict, dataset: str, arch: str, method: str, seed, threat: str) -> dict:
+    clean, aa = export_attacks(config, config["evaluation"]["attacks"])
+    return {**identity(dataset, arch, method, seed), "threat": threat, "clean": clean, "autoattack": aa}
+
+
+# ------------------------------------------------------------------------------------------------- grouping
+def model_evaluations(config: dict, model: tuple, threat: str) -> tuple[list[str], bool]:
+    """The attacks the study runs on one model at one threat model, and whether its sanity checks run there: the
+    jobs that rule ``evaluations`` ties into one cluster submission (one GPU allocation per model and eps)."""
+    key = id(config)
+    if _STUDY.get("key") != key:   # the workflow asks once per job; the config does not change during a run
+        from .plan import study
+
+        s = study(config)
+        by_model = {}
+        for m, th, a in s["evaluations"]:
+            by_model.setdefault((m, th), []).append(a)
+        _STUDY.update(key=key, config=config, by_model=by_model, sanity=set(s["sanity"]))
+    return _STUDY["by_model"].get((model, threat), []), (model, threat) in _STUDY["sanity"]
+
+
+_STUDY: dict = {}   # the last config's study, kept with the config so its id stays unique
+
+
+def group_name(model: tuple, threat: str) -> str:
+    """The cluster group of a model's evaluations at one threat model (no '/' or '~': group ids name log files)."""
+    d, a, m, s = model
+    return "eval-" + "-".join([d, a, m.replace("/", "-").replace("~", "_"), f"seed{s}", threat])

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .attacks import pgd, project
+from .distributed import like_global
 
 
 def adversarial_inputs(model, x, y, spec):
@@ -55,7 +56,7 @@ def trades_inputs(model, x, spec):
     x = x.detach()
     with torch.no_grad():
         p_nat = F.softmax(model(x).float(), dim=1)
-    x_adv = x + 0.001 * torch.randn_like(x)
+    x_adv = x + 0.001 * like_global(torch.randn_like, x)  # data-parallel: this rank's rows of the global draw
     for _ in range(spec.steps):
         x_adv.requires_grad_(True)
         loss = F.kl_div(F.log_softmax(model(x_adv).float(), dim=1), p_nat, reduction="sum")

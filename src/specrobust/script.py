@@ -55,6 +55,12 @@ def run(snakemake, main) -> None:
             print(line, file=log_file)
 
     try:
+        import specrobust
+
+        log(f"core {Path(specrobust.__file__).parent}" + (" (a copy of the workflow)"
+                                                           if getattr(specrobust, "WORKFLOW_COPY", False) else ""))
+        if os.environ.get("SLURM_JOB_ID"):
+            log(f"SLURM job {os.environ['SLURM_JOB_ID']} on {socket.gethostname()}")
         if "job" in snakemake.params.keys():
             log("job " + json.dumps(snakemake.params.job, sort_keys=True, default=str))
         _claim_local_gpu(snakemake, log)

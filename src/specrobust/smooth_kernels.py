@@ -339,14 +339,16 @@ def targeted_pgd_attack(eps: float, step_size: float, steps: int, batch_size: in
 
 
 def pick_sources(model, x, y, num_classes: int, batch_size: int = 500) -> np.ndarray:
-    """Index of the first example of each class that the model classifies correctly (-1 if none): the source
-    images of the targeted-attack grid."""
+    """Index of the first example of each class that the model classifies correctly, else the first example of the
+    class (a model that gets none of them right still has a row), -1 if the class has no example: the source images
+    of the targeted-attack grid."""
     x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
     with fp32_eval(model), torch.no_grad():
         pred = torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
     ok = (pred == y).numpy()
     y_np = y.numpy()
-    return np.array([(np.flatnonzero(ok & (y_np == c)).tolist() or [-1])[0] for c in range(num_classes)])
+    return np.array([(np.flatnonzero(ok & (y_np == c)).tolist() or np.flatnonzero(y_np == c).tolist() or [-1])[0]
+                     for c in range(num_classes)])
 
 
 def targeted_grid(model, x_by_class, attack_fn: AttackFn | None = None) -> dict:
@@ -443,7 +445,9 @@ def run_targeted(model_path, data_path, out_npz, attack_fn: AttackFn | None = No
     k = meta["num_classes"]
     src = pick_sources(model, x, y, k)
     if (src < 0).any():
-        raise ValueError(f"no correctly classified test image of classes {np.flatnonzero(src < 0).tolist()}")
+        from .errors import DataError
+        raise DataError(f"the first {len(y)} test images have no example of classes "
+                        f"{np.flatnonzero(src < 0).tolist()}: raise smooth_kernels.targeted.n_test")
     out = targeted_grid(model, x[torch.as_tensor(src)], attack_fn)
     out.update(source_positions=src, **_meta_fields(meta))
     atomic_savez(out_npz, **out)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from . import attacks
+from . import attacks, distributed
 from .averaging import WeightAverage
 from .awp import AdversarialWeightPerturbation
 from .data import Prepared, make_batches, to_tensor
-from .evaluate import correct_under, fp32_eval
+from .evaluate import fp32_eval
 from .io import CheckpointError, ConfigError, SpecRobustError, atomic_torch_save, atomic_write_text, load_checkpoint
 from .models import build_model, load_init
 from .objectives import LOSSES, training_inputs
@@ -68,9 +68,9 @@ def validate(model, x, y, spec: RunSpec, batch_size: int = 500) -> tuple[float, 
     g = torch.Generator().manual_seed(spec.seed)
     attack = lambda m, xb, yb: attacks.pgd(m, xb, yb, spec.eps, spec.val_step_size, spec.val_steps,  # noqa: E731
                                            generator=g)
-    with fp32_eval(model):
-        clean = correct_under(model, x, y, lambda m, xb, yb: xb, batch_size)
-        robust = correct_under(model, x, y, attack, batch_size)
+    with fp32_eval(model):  # sharded over the ranks of a data-parallel run, with the single-process result
+        clean = distributed.correct_under(model, x, y, lambda m, xb, yb: xb, batch_size)
+        robust = distributed.correct_under(model, x, y, attack, batch_size)
     return 100 * clean.float().mean().item(), 100 * robust.float().mean().item()
 
 
@@ -85,11 +85,14 @@ class Trainer:
         self.channels_last = spec.channels_last == "true" or (spec.channels_last == "auto" and device.type == "cuda")
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = distributed.sync_batchnorm(self.model, spec)  # several processes: global-batch statistics
         kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
         self.opt = torch.optim.SGD(self.model.parameters(), lr=spec.lr, momentum=spec.momentum,
                                    weight_decay=spec.weight_decay, **kw)
         self.loss_fn = LOSSES[spec.base]
         self.awp = AdversarialWeightPerturbation.build(self.model, spec.awp_gamma) if spec.awp else None
+        if self.awp:
+            self.awp.proxy_optim = distributed.average_gradients(self.awp.proxy_optim)
         self.autocast = _precision_ctx(spec, device)
         self.forward_model = self.model
         if spec.compile:
@@ -97,10 +100,12 @@ class Trainer:
                 self.forward_model = torch.compile(self.model)
             except Exception as err:  # noqa: BLE001 - compile is an optional speed-up with a clean fallback
                 print(f"torch.compile unavailable ({err}); running eagerly", flush=True)
+        self.attack_model = self.forward_model  # training attacks: per process, no gradient synchronisation
+        self.forward_model = distributed.data_parallel(self.forward_model, spec)
         n_train = len(data.x_train) if spec.train_limit is None else min(spec.train_limit, len(data.x_train))
-        self.batches = make_batches(data.x_train[:n_train], data.y_train[:n_train], spec.batch_size, spec.augment,
-                                    device, spec.seed, drop_last=True, channels_last=self.channels_last,
-                                    workers=workers)
+        self.batches = distributed.shard(make_batches(  # several processes: each trains on its rows
+            data.x_train[:n_train], data.y_train[:n_train], spec.batch_size, spec.augment, device, spec.seed,
+            drop_last=True, channels_last=self.channels_last, workers=workers))
         n_val = len(data.x_val) if spec.val_limit is None else min(spec.val_limit, len(data.x_val))
         self.x_val = to_tensor(data.x_val[:n_val], device)
         self.y_val = torch.as_tensor(data.y_val[:n_val], device=device)
@@ -153,19 +158,21 @@ class Trainer:
         awp_on = self.awp is not None and self.epoch >= spec.awp_warmup
         for step, (x, y) in enumerate(self.batches.epoch(self.epoch)):
             with self.autocast():
-                x_adv = training_inputs(spec.base, self.forward_model, x, y, spec)  # on unperturbed weights
+                x_adv = training_inputs(spec.base, self.attack_model, x, y, spec)  # on unperturbed weights
                 if awp_on:
                     diff = self.awp.perturb(x_adv, y, lambda m, xa, yy: self.loss_fn(m, x, yy, xa, spec)[0])
                 loss, logits_adv, logits_nat = self.loss_fn(self.forward_model, x, y, x_adv, spec)
                 if spec.sk:
-                    loss = loss + spec.sk_lambda * smooth_kernel_penalty(model, spec.sk_scope)
+                    loss = loss + spec.sk_lambda * smooth_kernel_penalty(model, spec.sk_scope, clip=spec.sk_clip)
                 if fr_on:
                     if spec.fr == "wa":
                         with torch.no_grad():
                             teacher = self.wa.model(x)
                     else:
                         teacher = logits_nat if logits_nat is not None else self.forward_model(x)
-                    reg = fr_loss(teacher, logits_adv, spec.fr_distance, spec.fr_fft)
+                    # on the global batch: batch-2D FR mixes samples (all-gathered, gradients included)
+                    reg = fr_loss(distributed.gather(teacher), distributed.gather(logits_adv), spec.fr_distance,
+                                  spec.fr_fft)
                     loss = loss + spec.fr_lambda * reg
                     total_fr += reg.detach()
             self.opt.zero_grad(set_to_none=True)
@@ -177,7 +184,9 @@ class Trainer:
             total_correct += (logits_adv.detach().argmax(1) == y).sum()
             n += len(y)
             if progress is not None:
-                progress(step + 1, len(self.batches), n, time.time() - t0)
+                progress(step + 1, len(self.batches), n * distributed.world_size(), time.time() - t0)
+        total_loss, total_correct, n = distributed.sum_over_ranks(total_loss, total_correct, n)
+        distributed.sync_buffers(model, spec)  # unsynchronised BatchNorm: rank 0's statistics
         train_loss = total_loss.item() / max(n, 1)  # the one host sync of the epoch
         if not math.isfinite(train_loss):
             raise NonFiniteLoss(f"{spec.name}: training loss is {train_loss} in epoch {self.epoch} (lr {lr}); "
@@ -217,12 +226,14 @@ class Trainer:
 
     def _plain_batches(self):
         """The training images without augmentation, in order: the BatchNorm re-estimation pass (SWA, FR/WA)."""
-        return make_batches(self.batches.x, self.batches.y, self.spec.batch_size, "none", self.device,
-                            self.spec.seed, drop_last=False, channels_last=self.channels_last, workers=self.workers)
+        return distributed.shard(make_batches(self.batches.x, self.batches.y, self.spec.batch_size, "none",
+                                              self.device, self.spec.seed, drop_last=False,
+                                              channels_last=self.channels_last, workers=self.workers))
 
     def _reestimate_bn(self, model: torch.nn.Module) -> None:
         was_training = model.training
         torch.optim.swa_utils.update_bn((x for x, _ in self._plain_batches().epoch(self.epoch)), model)
+        distributed.sync_buffers(model, self.spec)
         model.train(was_training)
 
     def swa_model(self) -> torch.nn.Module:
@@ -301,7 +312,17 @@ def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix
     is the full training state (the prefix from which FR/FR-WA/plain continuations branch). ``init_path`` is the
     local file of ``spec.init`` (the downloaded torchvision weights when it is "torchvision"); ``workers`` loader
     processes decode streamed data sets (the batches do not depend on their number).
+
+    With ``spec.processes`` > 1 this call starts that many processes (one GPU each; gloo on the CPU), each running
+    this function on its share of every global batch (:mod:`specrobust.distributed`); rank 0 writes the files.
     """
+    if spec.processes > 1 and not distributed.active():
+        distributed.check(spec, device)
+        return distributed.launch(train, (spec, data, out_model, out_metrics, workdir),
+                                  dict(prefix=prefix, stop_at_first_decay=stop_at_first_decay, init_path=init_path,
+                                       workers=workers, progress_interval=progress_interval),
+                                  processes=spec.processes, device=device, log=log, workdir=workdir)
+    writes = distributed.is_main()  # one writer; the other ranks train in lockstep
     device = torch.device(device)
     torch.use_deterministic_algorithms(device.type == "cpu", warn_only=True)
     trainer = Trainer(spec, data, device, workers)
@@ -333,14 +354,15 @@ def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix
         load_init(trainer.model, load_checkpoint(source), source, log)
     log(f"{spec.name} on {device}: {len(trainer.batches.x)} train, {len(trainer.x_val)} val images, "
         f"epochs {trainer.epoch}..{end - 1}, {len(trainer.batches)} steps per epoch")
-    board = _tensorboard(spec, stop_at_first_decay)
+    board = _tensorboard(spec, stop_at_first_decay) if writes else None
     t_run, start = time.time(), trainer.epoch
     while trainer.epoch < end:
         done = trainer.epoch - start
         per_epoch = (time.time() - t_run) / done if done else None
         row = trainer.train_epoch(Progress(log, trainer.epoch, end, per_epoch, progress_interval))
-        atomic_torch_save(trainer.state_dict(), last)
-        write_metrics(trainer.metrics, out_metrics)
+        if writes:
+            atomic_torch_save(trainer.state_dict(), last)
+            write_metrics(trainer.metrics, out_metrics)
         if board:
             for k, v in row.items():
                 if isinstance(v, (int, float)) and k != "epoch":
@@ -348,6 +370,8 @@ def train(spec: RunSpec, data: Prepared, out_model, out_metrics, workdir, prefix
             board.flush()
         eta = (time.time() - t_run) / (trainer.epoch - start) * (end - trainer.epoch)
         log(" ".join(f"{k}={v}" for k, v in row.items()) + f" run_eta={_duration(eta)}")
+    if not writes:
+        return trainer.best
     if stop_at_first_decay:
         atomic_torch_save(trainer.state_dict(), out_model)
     else:

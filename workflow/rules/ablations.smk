@@ -5,17 +5,17 @@
 rule ablation:
     input:
         baseline=lambda w: [
-            eval_file(m, jobs.ablation(config, w.ablation)["threat"], c)
+            jobs.eval_file(m, jobs.ablation(config, w.ablation)["threat"], c)
             for m in [ablation_baseline(w.ablation)]
             for c in ABL[w.ablation]["columns"]
         ],
-        baseline_metrics=lambda w: model_dir(*ablation_baseline(w.ablation)) + "/metrics.csv",
+        baseline_metrics=lambda w: f"{jobs.model_dir(*ablation_baseline(w.ablation))}/metrics.csv",
         points=lambda w: [
-            eval_file(p, jobs.ablation(config, w.ablation)["threat"], c)
+            jobs.eval_file(p, jobs.ablation(config, w.ablation)["threat"], c)
             for p in jobs.ablation_points(config, w.ablation)
             for c in ABL[w.ablation]["columns"]
         ],
-        metrics=lambda w: [model_dir(*p) + "/metrics.csv" for p in jobs.ablation_points(config, w.ablation)],
+        metrics=lambda w: [f"{jobs.model_dir(*p)}/metrics.csv" for p in jobs.ablation_points(config, w.ablation)],
     output:
         csv=report("results/ablations/{ablation}.csv", category="4. Ablations", caption="../report/ablation.rst"),
         md="results/ablations/{ablation}.md",
@@ -26,10 +26,10 @@ rule ablation:
         ),
     log:
         "results/logs/ablation_{ablation}.log",
-    params:
-        job=lambda w: jobs.ablation(config, w.ablation),
     localrule: True
     conda:
         ANALYSIS_ENV
+    params:
+        job=lambda w: jobs.ablation(config, w.ablation),
     script:
         "../scripts/ablation.py"

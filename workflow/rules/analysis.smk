@@ -4,41 +4,39 @@
 
 rule spectral:
     input:
-        model=jobs.MODEL + "/model.pt",
+        model=f"{jobs.MODEL}/model.pt",
         data=jobs.DATA,
     output:
-        jobs.ANALYSIS + "/spectral.npz",
+        f"{jobs.ANALYSIS}/spectral.npz",
     log:
-        jobs.ANALYSIS + "/spectral.log",
-    params:
-        job=lambda w: jobs.spectral(config, w.dataset, w.arch, w.method, w.seed),
+        f"{jobs.ANALYSIS}/spectral.log",
     benchmark:
-        jobs.ANALYSIS + "/spectral_benchmark.tsv"
+        f"{jobs.ANALYSIS}/spectral_benchmark.tsv"
+    conda:
+        ENV
     threads: RES.threads("evaluate")
     resources:
         gpu=RES.gpus("evaluate"),
-        runtime=lambda w, attempt: RES.eval_runtime(
-            jobs.spectral(config, w.dataset, w.arch, w.method, w.seed), attempt
-        ),
+        runtime=lambda w, attempt: RES.eval_runtime(jobs.spectral(config, w.dataset, w.arch, w.method, w.seed), attempt),
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
-    conda:
-        ENV
+    params:
+        job=lambda w: jobs.spectral(config, w.dataset, w.arch, w.method, w.seed),
     script:
         "../scripts/spectral.py"
 
 
 rule heatmap:
     input:
-        model=jobs.MODEL + "/model.pt",
+        model=f"{jobs.MODEL}/model.pt",
         data=jobs.DATA,
     output:
-        jobs.ANALYSIS + "/heatmap.npz",
+        f"{jobs.ANALYSIS}/heatmap.npz",
     log:
-        jobs.ANALYSIS + "/heatmap.log",
-    params:
-        job=lambda w: jobs.heatmap(config, w.dataset, w.arch, w.method, w.seed),
+        f"{jobs.ANALYSIS}/heatmap.log",
     benchmark:
-        jobs.ANALYSIS + "/heatmap_benchmark.tsv"
+        f"{jobs.ANALYSIS}/heatmap_benchmark.tsv"
+    conda:
+        ENV
     threads: RES.threads("evaluate")
     resources:
         gpu=RES.gpus("evaluate"),
@@ -46,22 +44,22 @@ rule heatmap:
             {**jobs.heatmap(config, w.dataset, w.arch, w.method, w.seed), "type": "heatmap"}, attempt
         ),
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
-    conda:
-        ENV
+    params:
+        job=lambda w: jobs.heatmap(config, w.dataset, w.arch, w.method, w.seed),
     script:
         "../scripts/heatmap.py"
 
 
 rule eps_curve:
     input:
-        model=jobs.MODEL + "/model.pt",
+        model=f"{jobs.MODEL}/model.pt",
         data=jobs.DATA,
     output:
-        jobs.ANALYSIS + "/eps_curve.csv",
+        f"{jobs.ANALYSIS}/eps_curve.csv",
     log:
-        jobs.ANALYSIS + "/eps_curve.log",
-    params:
-        job=lambda w: jobs.eps_curve(config, w.dataset, w.arch, w.method, w.seed),
+        f"{jobs.ANALYSIS}/eps_curve.log",
+    conda:
+        ENV
     threads: RES.threads("evaluate")
     resources:
         gpu=RES.gpus("evaluate"),
@@ -69,52 +67,39 @@ rule eps_curve:
             {**jobs.eps_curve(config, w.dataset, w.arch, w.method, w.seed), "type": "eps_curve"}, attempt
         ),
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
-    conda:
-        ENV
+    params:
+        job=lambda w: jobs.eps_curve(config, w.dataset, w.arch, w.method, w.seed),
     script:
         "../scripts/eps_curve.py"
 
 
-LPF_TABLES = {
-    "table1": ("datasets", "methods", "FR paper, Table 1: accuracy (%) on low-pass filtered inputs, and under PGD-20"),
-    "aaai_table1": (
-        "aaai_datasets",
-        "aaai_methods",
-        "Workshop paper, Table 1: clean and PGD-20 accuracy (%) after low-pass filtering",
-    ),
-}
-
-
-def lpf_models(name):
-    datasets, methods, _ = LPF_TABLES[name]
-    return [m for d in AN[datasets] for m in jobs.analysis_models(config, d, AN[methods])]
-
-
 rule lpf_table:
-    wildcard_constraints:
-        lpf_table="table1|aaai_table1",
     input:
-        lambda w: [analysis_file(m, "spectral.npz") for m in lpf_models(w.lpf_table)],
+        lambda w: [jobs.analysis_file(m, "spectral.npz") for m in jobs.lpf_models(config, w.lpf_table)],
     output:
         csv=report("results/{lpf_table}.csv", category="1. Frequency analysis", caption="../report/lpf_table.rst"),
         md="results/{lpf_table}.md",
     log:
         "results/logs/{lpf_table}.log",
-    params:
-        job=lambda w: {"table": w.lpf_table, "title": LPF_TABLES[w.lpf_table][2], "workshop": w.lpf_table != "table1"},
+    wildcard_constraints:
+        lpf_table="table1|aaai_table1",
     localrule: True
     conda:
         ANALYSIS_ENV
+    params:
+        job=lambda w: {
+            "table": w.lpf_table,
+            "title": jobs.LPF_TABLES[w.lpf_table][2],
+            "workshop": w.lpf_table != "table1",
+        },
     script:
         "../scripts/lpf_table.py"
 
 
 rule spectral_figure:
-    wildcard_constraints:
-        kind="figure1|figure2|figure3",
     input:
         lambda w: [
-            analysis_file(m, "spectral.npz")
+            jobs.analysis_file(m, "spectral.npz")
             for m in jobs.analysis_models(config, w.dataset, AN["methods"] if w.kind != "figure1" else [AN["robust"]])
         ],
     output:
@@ -127,18 +112,20 @@ rule spectral_figure:
         ),
     log:
         "results/logs/{kind}_{dataset}.log",
-    params:
-        job=lambda w: {"kind": w.kind, "dataset": w.dataset},
+    wildcard_constraints:
+        kind="figure1|figure2|figure3",
     localrule: True
     conda:
         ANALYSIS_ENV
+    params:
+        job=lambda w: {"kind": w.kind, "dataset": w.dataset},
     script:
         "../scripts/figure.py"
 
 
 rule heatmap_figure:
     input:
-        lambda w: [analysis_file(m, "heatmap.npz") for m in jobs.analysis_models(config, w.dataset, AN["methods"])],
+        lambda w: [jobs.analysis_file(m, "heatmap.npz") for m in jobs.analysis_models(config, w.dataset, AN["methods"])],
     output:
         report(
             figure("figure4_{dataset}"),
@@ -149,11 +136,11 @@ rule heatmap_figure:
         ),
     log:
         "results/logs/figure4_{dataset}.log",
-    params:
-        job=lambda w: {"kind": "figure4", "dataset": w.dataset},
     localrule: True
     conda:
         ANALYSIS_ENV
+    params:
+        job=lambda w: {"kind": "figure4", "dataset": w.dataset},
     script:
         "../scripts/figure.py"
 
@@ -161,7 +148,8 @@ rule heatmap_figure:
 rule kernels:
     input:
         lambda w: [
-            model_dir(*m) + "/model.pt" for m in jobs.analysis_models(config, w.dataset, ["natural", AN["robust"]])
+            f"{jobs.model_dir(*m)}/model.pt"
+            for m in jobs.analysis_models(config, w.dataset, ["natural", AN["robust"]])
         ],
     output:
         figure=report(
@@ -174,11 +162,11 @@ rule kernels:
         csv="results/analysis/{dataset}/kernels.csv",
     log:
         "results/logs/kernels_{dataset}.log",
-    params:
-        job=lambda w: {"dataset": w.dataset, "arch": AN["arch"], "methods": ["natural", AN["robust"]]},
     localrule: True
     conda:
         ENV
+    params:
+        job=lambda w: {"dataset": w.dataset, "arch": AN["arch"], "methods": ["natural", AN["robust"]]},
     script:
         "../scripts/kernels.py"
 
@@ -198,11 +186,13 @@ rule kernel_table:
 
 
 rule curves_figure:
-    wildcard_constraints:
-        kind="training_curves|eps_curves",
     input:
         lambda w: [
-            model_dir(*m) + "/metrics.csv" if w.kind == "training_curves" else analysis_file(m, "eps_curve.csv")
+            (
+                f"{jobs.model_dir(*m)}/metrics.csv"
+                if w.kind == "training_curves"
+                else jobs.analysis_file(m, "eps_curve.csv")
+            )
             for m in jobs.first_seed_models(config, w.table)
         ],
     output:
@@ -215,14 +205,16 @@ rule curves_figure:
         ),
     log:
         "results/logs/{kind}_{table}.log",
+    wildcard_constraints:
+        kind="training_curves|eps_curves",
+    localrule: True
+    conda:
+        ANALYSIS_ENV
     params:
         job=lambda w: {
             "kind": w.kind,
             "title": config["tables"][w.table]["title"],
             "models": [list(m) for m in jobs.first_seed_models(config, w.table)],
         },
-    localrule: True
-    conda:
-        ANALYSIS_ENV
     script:
         "../scripts/curves_figure.py"

@@ -1,5 +1,5 @@
-# The config, checked once; wildcard constraints; the study's paths and input functions. Every job's values come
-# from one record (specrobust.jobs) that the rule passes as `params: job=...`; scripts never read the config.
+# The config, checked once; the study's input functions. Every job's values come from one record (specrobust.jobs)
+# passed as `params: job=...`; scripts never read the config.
 import specrobust.jobs as jobs
 from specrobust.config import THREAT_PATTERN, load
 from specrobust.errors import ConfigError
@@ -18,40 +18,12 @@ except ConfigError as err:
 RES = Requests(config)
 
 
-wildcard_constraints:
-    dataset="|".join(DATASETS),
-    arch=ARCH_PATTERN,
-    method=rf"{METHOD_PATTERN}(/{POINT_PATTERN})?",  # a method slug, or an ablation point of one
-    prefix="|".join(FAMILIES),
-    seed=r"\d+",
-    threat=THREAT_PATTERN,
-    attack="|".join(config["evaluation"]["attacks"]),
-    table="|".join(config["tables"]),
-    ablation="|".join(config.get("ablations") or {}) or "none",
+PREFIX_DIR = jobs.MODEL.replace("{method}", "{prefix}")  # a family's shared first-decay run
+EVAL_DIR = str(Path(jobs.EVAL).parent)  # one model's evaluations at one threat model
 
 
-def model_dir(d, a, m, s):
-    return jobs.MODEL.format(dataset=d, arch=a, method=m, seed=s)
-
-
-def eval_file(model, threat, attack, ext="json"):
-    d, a, m, s = model
-    return jobs.EVAL.format(dataset=d, arch=a, method=m, seed=s, threat=threat, attack=attack) + f".{ext}"
-
-
-def sanity_file(model, threat):
-    d, a, m, s = model
-    return jobs.SANITY.format(dataset=d, arch=a, method=m, seed=s, threat=threat) + ".csv"
-
-
-def analysis_file(model, name):
-    d, a, m, s = model
-    return jobs.ANALYSIS.format(dataset=d, arch=a, method=m, seed=s) + f"/{name}"
-
-
-def record(fn):
-    """A params function: the job's record from config and its wildcards."""
-    return lambda w: fn(config, **{k: v for k, v in w.items() if k in fn.__code__.co_varnames})
+def model_of(w):
+    return (w.dataset, w.arch, w.method, int(w.seed))
 
 
 def data_inputs(w):
@@ -68,7 +40,7 @@ def train_inputs(w):
     family = jobs.prefix_of(config, w.dataset, w.arch, w.method, w.seed)
     if not family:
         return data_inputs(w)
-    prefix = model_dir(w.dataset, w.arch, family, w.seed) + "/prefix.pt"
+    prefix = f"{jobs.model_dir(w.dataset, w.arch, family, w.seed)}/prefix.pt"
     return {"data": jobs.DATA.format(dataset=w.dataset), "prefix": prefix}
 
 
@@ -100,8 +72,10 @@ def ablation_baseline(name):
 def compared_tables():
     """Our tables that name a published table, plus the two low-pass tables."""
     named = {t: c["paper"] for t, c in config["tables"].items() if c.get("paper")}
-    return named | {"table1": {"source": "001", "table": "Table 1"},
-                    "aaai_table1": {"source": "000", "table": "Table 1"}}
+    return named | {
+        "table1": {"source": "001", "table": "Table 1"},
+        "aaai_table1": {"source": "000", "table": "Table 1"},
+    }
 
 
 def plan_job(title, tables):

@@ -7,11 +7,11 @@ rule download_dataset:
         f"{config['data']['root']}/downloads/{{dataset}}.done",
     log:
         "results/logs/download_dataset/{dataset}.log",
-    params:
-        job=lambda w: {"dataset": w.dataset, "root": config["data"]["root"]},
     localrule: True
     conda:
         ENV
+    params:
+        job=lambda w: {"dataset": w.dataset, "root": config["data"]["root"]},
     script:
         "../scripts/download_dataset.py"
 
@@ -19,22 +19,20 @@ rule download_dataset:
 rule prepare_dataset:
     input:
         lambda w: (
-            [rules.download_dataset.output[0].format(dataset=w.dataset)]
-            if jobs.downloads(config, w.dataset)
-            else []
+            [rules.download_dataset.output[0].format(dataset=w.dataset)] if jobs.downloads(config, w.dataset) else []
         ),
     output:
         jobs.DATA,
     log:
         "results/logs/prepare_dataset/{dataset}.log",
-    params:
-        job=lambda w: jobs.prepare(config, w.dataset),
+    conda:
+        ENV
     threads: 4
     resources:
         mem_mb=lambda w: RES.mem_mb(None, w.dataset),
         runtime=60,
-    conda:
-        ENV
+    params:
+        job=lambda w: jobs.prepare(config, w.dataset),
     script:
         "../scripts/prepare_dataset.py"
 
@@ -46,10 +44,10 @@ rule pretrained_weights:
         f"{config['data']['root']}/pretrained/{{arch}}_imagenet1k_v1.pt",
     log:
         "results/logs/pretrained_weights/{arch}.log",
-    params:
-        job=lambda w: {"arch": w.arch},
     localrule: True
     conda:
         ENV
+    params:
+        job=lambda w: {"arch": w.arch},
     script:
         "../scripts/pretrained_weights.py"

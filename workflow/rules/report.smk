@@ -11,15 +11,15 @@ rule paper_comparison:
         md="results/paper_comparison.md",
     log:
         "results/logs/paper_comparison.log",
+    localrule: True
+    conda:
+        ANALYSIS_ENV
     params:
         job={
             "names": list(compared_tables()),
             "papers": list(compared_tables().values()),
             "scale": config.get("scale", "paper"),
         },
-    localrule: True
-    conda:
-        ANALYSIS_ENV
     script:
         "../scripts/paper_comparison.py"
 
@@ -39,11 +39,11 @@ rule summary:
         html=report("results/summary.html", category="0. Overview", caption="../report/summary.rst"),
     log:
         "results/logs/summary.log",
-    params:
-        job={"scale": config.get("scale", "paper")},
     localrule: True
     conda:
         ANALYSIS_ENV
+    params:
+        job={"scale": config.get("scale", "paper")},
     script:
         "../scripts/summary.py"
 
@@ -56,11 +56,11 @@ rule plan:
         md="results/plan.md",
     log:
         "results/logs/plan.log",
-    params:
-        job=lambda w: plan_job("rule all", None),
     localrule: True
     conda:
         ANALYSIS_ENV
+    params:
+        job=lambda w: plan_job("rule all", None),
     script:
         "../scripts/plan.py"
 
@@ -71,10 +71,10 @@ rule table_plan:
         md="results/plan_{table}.md",
     log:
         "results/logs/plan_{table}.log",
-    params:
-        job=lambda w: plan_job(w.table, [w.table]),
     localrule: True
     conda:
         ANALYSIS_ENV
+    params:
+        job=lambda w: plan_job(w.table, [w.table]),
     script:
         "../scripts/plan.py"

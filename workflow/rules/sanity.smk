@@ -4,20 +4,22 @@
 
 rule sanity:
     input:
-        model=jobs.MODEL + "/model.pt",
+        model=f"{jobs.MODEL}/model.pt",
         data=jobs.DATA,
         evaluated=lambda w: [
-            eval_file((w.dataset, w.arch, w.method, w.seed), w.threat, c, "npz")
+            jobs.eval_file((w.dataset, w.arch, w.method, w.seed), w.threat, c, "npz")
             for c in config["sanity"]["compare"]
         ],
     output:
-        jobs.SANITY + ".csv",
+        f"{jobs.SANITY}.csv",
     log:
-        jobs.SANITY + ".log",
-    params:
-        job=lambda w: jobs.sanity(config, w.dataset, w.arch, w.method, w.seed, w.threat),
+        f"{jobs.SANITY}.log",
     benchmark:
-        jobs.SANITY + "_benchmark.tsv"
+        f"{jobs.SANITY}_benchmark.tsv"
+    group:
+        lambda w: jobs.group_name(model_of(w), w.threat)
+    conda:
+        ENV
     threads: RES.threads("evaluate")
     resources:
         gpu=RES.gpus("evaluate"),
@@ -25,15 +27,16 @@ rule sanity:
             jobs.sanity(config, w.dataset, w.arch, w.method, w.seed, w.threat), attempt
         ),
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
-    conda:
-        ENV
+        eval_slot=1,
+    params:
+        job=lambda w: jobs.sanity(config, w.dataset, w.arch, w.method, w.seed, w.threat),
     script:
         "../scripts/sanity.py"
 
 
 rule sanity_table:
     input:
-        [sanity_file(m, th) for m, th in jobs.sanity_models(config)],
+        [jobs.sanity_file(m, th) for m, th in jobs.sanity_models(config)],
     output:
         csv=report("results/sanity.csv", category="0. Overview", caption="../report/sanity.rst"),
         md="results/sanity.md",

@@ -2,19 +2,10 @@
 # feature maps; Figure 2: most deceptive FGSM images), Section 4.3's class images (Figures 3-6), Appendix B's
 # accuracy against the l0 / l2 / l-inf size of the minimal perturbations (Figures 7-9) and Appendix C's targeted
 # attacks (Figures 10-17). Each figure also writes the numbers it draws (.npz / .csv beside it).
-SK = config.get("smooth_kernels") or {}
-
-
-def sk_inputs(figure, dataset, name=None):
-    """The models of a figure on a data set, or one per-model file of each (``name``)."""
-    models = jobs.sk_models(config, figure, dataset)
-    return [model_dir(*m) + "/model.pt" if name is None else analysis_file(m, name) for m in models]
-
-
 rule sk_figure1:
     input:
-        models=lambda w: sk_inputs("figure1", SK["figure1"]["dataset"]),
-        data=lambda w: jobs.DATA.format(dataset=SK["figure1"]["dataset"]),
+        models=lambda w: jobs.sk_inputs(config, "figure1", config["smooth_kernels"]["figure1"]["dataset"]),
+        data=lambda w: jobs.DATA.format(dataset=config["smooth_kernels"]["figure1"]["dataset"]),
     output:
         figure=report(
             figure("sk_figure1"),
@@ -24,11 +15,11 @@ rule sk_figure1:
         npz="results/figures/sk_figure1.npz",
     log:
         "results/logs/sk_figure1.log",
-    params:
-        job=lambda w: jobs.sk_figure(config, "figure1", SK["figure1"]["dataset"]),
     localrule: True
     conda:
         ENV
+    params:
+        job=lambda w: jobs.sk_figure(config, "figure1", config["smooth_kernels"]["figure1"]["dataset"]),
     script:
         "../scripts/sk_figure1.py"
 
@@ -36,28 +27,28 @@ rule sk_figure1:
 rule sk_fgsm:
     # Figure 2, per model: the minimal FGSM (foolbox 2's search over eps) of the first test images
     input:
-        model=jobs.MODEL + "/model.pt",
+        model=f"{jobs.MODEL}/model.pt",
         data=jobs.DATA,
     output:
-        jobs.ANALYSIS + "/sk_fgsm.npz",
+        f"{jobs.ANALYSIS}/sk_fgsm.npz",
     log:
-        jobs.ANALYSIS + "/sk_fgsm.log",
-    params:
-        job=lambda w: jobs.sk_model_job(config, "figure2", w.dataset, w.arch, w.method, w.seed),
+        f"{jobs.ANALYSIS}/sk_fgsm.log",
+    conda:
+        ENV
     threads: RES.threads("evaluate")
     resources:
         gpu=RES.gpus("evaluate"),
         runtime=lambda w, attempt: 30 * attempt,
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
-    conda:
-        ENV
+    params:
+        job=lambda w: jobs.sk_model_job(config, "figure2", w.dataset, w.arch, w.method, w.seed),
     script:
         "../scripts/sk_model.py"
 
 
 rule sk_figure2:
     input:
-        fgsm=lambda w: sk_inputs("figure2", w.dataset, "sk_fgsm.npz"),
+        fgsm=lambda w: jobs.sk_inputs(config, "figure2", w.dataset, "sk_fgsm.npz"),
         data=jobs.DATA,
     output:
         figure=report(
@@ -69,11 +60,11 @@ rule sk_figure2:
         npz="results/figures/sk_figure2_{dataset}.npz",
     log:
         "results/logs/sk_figure2_{dataset}.log",
-    params:
-        job=lambda w: jobs.sk_figure(config, "figure2", w.dataset),
     localrule: True
     conda:
         ENV
+    params:
+        job=lambda w: jobs.sk_figure(config, "figure2", w.dataset),
     script:
         "../scripts/sk_figure2.py"
 
@@ -81,20 +72,20 @@ rule sk_figure2:
 rule sk_class_images:
     # Figures 3-6, per model: activation maximisation of every class logit from Gaussian noise
     input:
-        model=jobs.MODEL + "/model.pt",
+        model=f"{jobs.MODEL}/model.pt",
     output:
-        jobs.ANALYSIS + "/sk_class_images.npz",
+        f"{jobs.ANALYSIS}/sk_class_images.npz",
     log:
-        jobs.ANALYSIS + "/sk_class_images.log",
-    params:
-        job=lambda w: jobs.sk_model_job(config, "class_images", w.dataset, w.arch, w.method, w.seed),
+        f"{jobs.ANALYSIS}/sk_class_images.log",
+    conda:
+        ENV
     threads: RES.threads("evaluate")
     resources:
         gpu=RES.gpus("evaluate"),
         runtime=lambda w, attempt: 60 * attempt,
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
-    conda:
-        ENV
+    params:
+        job=lambda w: jobs.sk_model_job(config, "class_images", w.dataset, w.arch, w.method, w.seed),
     script:
         "../scripts/sk_model.py"
 
@@ -102,28 +93,28 @@ rule sk_class_images:
 rule sk_targeted:
     # Figures 10-17, per model: targeted attacks from one test image of each class to every other class
     input:
-        model=jobs.MODEL + "/model.pt",
+        model=f"{jobs.MODEL}/model.pt",
         data=jobs.DATA,
     output:
-        jobs.ANALYSIS + "/sk_targeted.npz",
+        f"{jobs.ANALYSIS}/sk_targeted.npz",
     log:
-        jobs.ANALYSIS + "/sk_targeted.log",
-    params:
-        job=lambda w: jobs.sk_model_job(config, "targeted", w.dataset, w.arch, w.method, w.seed),
+        f"{jobs.ANALYSIS}/sk_targeted.log",
+    conda:
+        ENV
     threads: RES.threads("evaluate")
     resources:
         gpu=RES.gpus("evaluate"),
         runtime=lambda w, attempt: 30 * attempt,
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
-    conda:
-        ENV
+    params:
+        job=lambda w: jobs.sk_model_job(config, "targeted", w.dataset, w.arch, w.method, w.seed),
     script:
         "../scripts/sk_model.py"
 
 
 rule sk_class_figure:
     input:
-        lambda w: sk_inputs("class_images", w.dataset, "sk_class_images.npz"),
+        lambda w: jobs.sk_inputs(config, "class_images", w.dataset, "sk_class_images.npz"),
     output:
         figure=report(
             figure("sk_class_images_{dataset}"),
@@ -134,11 +125,11 @@ rule sk_class_figure:
         npz="results/figures/sk_class_images_{dataset}.npz",
     log:
         "results/logs/sk_class_images_{dataset}.log",
-    params:
-        job=lambda w: jobs.sk_figure(config, "class_images", w.dataset),
     localrule: True
     conda:
         ANALYSIS_ENV
+    params:
+        job=lambda w: jobs.sk_figure(config, "class_images", w.dataset),
     script:
         "../scripts/sk_figure.py"
 
@@ -146,7 +137,7 @@ rule sk_class_figure:
 rule sk_targeted_figure:
     input:
         lambda w: [
-            analysis_file(m, "sk_targeted.npz")
+            jobs.analysis_file(m, "sk_targeted.npz")
             for m in jobs.sk_models(config, "targeted", w.dataset)
             if m[2] == w.method
         ],
@@ -159,21 +150,19 @@ rule sk_targeted_figure:
         ),
     log:
         "results/logs/sk_targeted_{dataset}_{method}.log",
-    params:
-        job=lambda w: {**jobs.sk_figure(config, "targeted", w.dataset), "method": w.method},
     localrule: True
     conda:
         ANALYSIS_ENV
+    params:
+        job=lambda w: {**jobs.sk_figure(config, "targeted", w.dataset), "method": w.method},
     script:
         "../scripts/sk_figure.py"
 
 
 rule sk_distance_curves:
-    wildcard_constraints:
-        norm="l0|l2|linf",
     input:
         lambda w: [
-            eval_file(m, jobs.sk_distance_threat(config, w.dataset), c, "npz")
+            jobs.eval_file(m, jobs.sk_distance_threat(config, w.dataset), c, "npz")
             for m in jobs.sk_models(config, "distance_curves", w.dataset)
             for c in jobs.sk_figure(config, "distance_curves", w.dataset)["attacks"]
         ],
@@ -187,10 +176,12 @@ rule sk_distance_curves:
         csv="results/figures/sk_distance_curves_{dataset}_{norm}.csv",
     log:
         "results/logs/sk_distance_curves_{dataset}_{norm}.log",
-    params:
-        job=lambda w: {**jobs.sk_figure(config, "distance_curves", w.dataset), "norm": w.norm},
+    wildcard_constraints:
+        norm="l0|l2|linf",
     localrule: True
     conda:
         ANALYSIS_ENV
+    params:
+        job=lambda w: {**jobs.sk_figure(config, "distance_curves", w.dataset), "norm": w.norm},
     script:
         "../scripts/sk_distance_curves.py"

@@ -7,15 +7,14 @@ rule train_prefix:
     input:
         unpack(data_inputs),
     output:
-        model=jobs.MODEL.replace("{method}", "{prefix}") + "/prefix.pt",
-        metrics=jobs.MODEL.replace("{method}", "{prefix}") + "/prefix_metrics.csv",
+        model=f"{PREFIX_DIR}/prefix.pt",
+        metrics=f"{PREFIX_DIR}/prefix_metrics.csv",
     log:
-        jobs.MODEL.replace("{method}", "{prefix}") + "/prefix.log",
-    params:
-        job=lambda w: jobs.train(config, w.dataset, w.arch, w.prefix, w.seed),
-        stop_at_first_decay=True,
+        f"{PREFIX_DIR}/prefix.log",
     benchmark:
-        jobs.MODEL.replace("{method}", "{prefix}") + "/prefix_benchmark.tsv"
+        f"{PREFIX_DIR}/prefix_benchmark.tsv"
+    conda:
+        ENV
     threads: RES.threads("train")
     resources:
         gpu=lambda w: RES.gpus("train", jobs.train(config, w.dataset, w.arch, w.prefix, w.seed)),
@@ -25,27 +24,27 @@ rule train_prefix:
             attempt,
         ),
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
-    conda:
-        ENV
+    params:
+        job=lambda w: jobs.train(config, w.dataset, w.arch, w.prefix, w.seed),
+        stop_at_first_decay=True,
     script:
         "../scripts/train.py"
 
 
 rule train:
-    wildcard_constraints:
-        method=r"(?!external_)" + METHOD_PATTERN + rf"(/{POINT_PATTERN})?",
     input:
         unpack(train_inputs),
     output:
-        model=jobs.MODEL + "/model.pt",
-        metrics=jobs.MODEL + "/metrics.csv",
+        model=f"{jobs.MODEL}/model.pt",
+        metrics=f"{jobs.MODEL}/metrics.csv",
     log:
-        jobs.MODEL + "/train.log",
-    params:
-        job=lambda w: jobs.train(config, w.dataset, w.arch, w.method, w.seed),
-        stop_at_first_decay=False,
+        f"{jobs.MODEL}/train.log",
     benchmark:
-        jobs.MODEL + "/train_benchmark.tsv"
+        f"{jobs.MODEL}/train_benchmark.tsv"
+    wildcard_constraints:
+        method=rf"(?!external_){METHOD_PATTERN}(/{POINT_PATTERN})?",
+    conda:
+        ENV
     threads: RES.threads("train")
     resources:
         gpu=lambda w: RES.gpus("train", jobs.train(config, w.dataset, w.arch, w.method, w.seed)),
@@ -55,7 +54,8 @@ rule train:
             attempt,
         ),
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
-    conda:
-        ENV
+    params:
+        job=lambda w: jobs.train(config, w.dataset, w.arch, w.method, w.seed),
+        stop_at_first_decay=False,
     script:
         "../scripts/train.py"

@@ -315,3 +315,67 @@ def test_validate_model_info():
 
 def test_eps_strings():
     assert [eps_string(e) for e in (8 / 255, 2 / 255, 0.031, 0.5, 0.3)] == ["8/255", "2/255", "0.031", "0.5", "0.3"]
+
+
+def foolbox_cifar10(tmp_path) -> Path:
+    """CIFAR-10 test images 0..19 (PyPI foolbox ships them as PNGs) as the .npz that data.paths takes."""
+    import foolbox
+    import numpy as np
+    from PIL import Image
+
+    folder = Path(foolbox.__file__).parent / "data"
+    files = sorted(folder.glob("cifar10_*.png"), key=lambda p: int(p.stem.split("_")[1]))
+    x = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in files])
+    y = np.array([int(p.stem.split("_")[2]) for p in files])
+    np.savez(tmp_path / "cifar10.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    return tmp_path / "cifar10.npz"
+
+
+@pytest.mark.parametrize("case,options", [("wrn34_10", {}), ("preact_wong", {"out_shortcut": False})])
+def test_specrobust_evaluate_scores_a_robustbench_model_as_robustbench_does(rb, tmp_path, case, options):
+    """`specrobust evaluate` (the rules' data preparation, import and evaluation) on real CIFAR-10 test images: the
+    same predictions, hence the same clean accuracy, as the RobustBench model itself."""
+    import numpy as np
+    import yaml
+
+    from specrobust.cli import main
+
+    arch, make, _, _ = CASES[case]
+    net = randomize(make(rb), seed=3)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "rb.pt")
+    data = foolbox_cifar10(tmp_path)
+    (tmp_path / "arch.yaml").write_text(yaml.safe_dump({"archs": {arch: options}} if options else {}))
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "rb.pt"), "--arch", arch, "--dataset", "cifar10",
+                 "--data", str(data), "--attack", "clean", "--n-test", "20", "--device", "cpu",
+                 "--config", str(tmp_path / "arch.yaml"), "--workdir", str(tmp_path / "w")]) == 0
+    result = json.loads((tmp_path / "w/clean.json").read_text())
+    z = np.load(data)
+    x = torch.as_tensor(z["x_test"]).permute(0, 3, 1, 2).float() / 255
+    theirs = logits(net, x).argmax(1).numpy() == z["y_test"]
+    ours = np.load(tmp_path / "w/clean.npz")
+    assert ours["test_index"].tolist() == list(range(20)) and (ours["correct"] == theirs).all()
+    assert result["accuracy"] == pytest.approx(100 * theirs.mean()) and result["n"] == 20
+
+
+def test_specrobust_export_of_a_trained_model_is_a_valid_model_info(tmp_path):
+    """The export of one of our models (through the command line) carries RobustBench's model_info fields."""
+    from specrobust.cli import main
+
+    model = build_model("small_cnn", 10, 1, 28, [0.3], [0.3], c1=2, c2=2, hidden=8)
+    meta = {"arch": "small_cnn", "arch_options": {"c1": 2, "c2": 2, "hidden": 8}, "num_classes": 10,
+            "in_channels": 1, "image_size": 28, "mean": [0.3], "std": [0.3], "dataset": "fashionmnist",
+            "method": "pgd_at", "seed": 0, "epoch": 4}
+    run = tmp_path / "results/models/fashionmnist/small_cnn/pgd_at/seed0"
+    atomic_torch_save({"model": model.state_dict(), "meta": meta}, run / "model.pt")
+    evals = tmp_path / "results/eval/fashionmnist/small_cnn/pgd_at/seed0/linf-0.1"
+    evals.mkdir(parents=True)
+    for name, kind, acc in (("clean", "clean", 81.0), ("aa", "autoattack", 60.5)):
+        (evals / f"{name}.json").write_text(json.dumps({
+            "attack": name, "type": kind, "eps": 0.1 if kind != "clean" else None, "n": 200, "correct": int(2 * acc),
+            "accuracy": acc, "dataset": "fashionmnist", "arch": "small_cnn", "method": "pgd_at", "seed": 0,
+            "selected_epoch": 4, "threat": "linf-0.1"}))
+    assert main(["export", str(run / "model.pt"), "--out", str(tmp_path / "export")]) == 0
+    info = json.loads((tmp_path / "export/model_info.json").read_text())
+    validate_model_info(info)
+    assert (info["clean_acc"], info["autoattack_acc"], info["eps"]) == ("81.0", "60.5", "0.1")   # as round(x, 2)
+    assert (tmp_path / "export/weights.pt").exists()

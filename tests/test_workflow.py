@@ -35,9 +35,10 @@ def test_dry_run_of_paper_table2_plans_every_model_and_evaluation(tmp_path):
     assert r.returncode == 0, r.stderr
     jobs = planned(r.stdout + r.stderr)
     # 4 data sets x 3 methods; each method continues its data set's shared PGD-AT prefix (first 75 / 15 epochs);
-    # downloads are local jobs of their own, on the machine that runs Snakemake
+    # downloads are local jobs of their own, on the machine that runs Snakemake; each model's evaluations and sanity
+    # checks are one group (rule evaluations), one submission on a cluster
     assert jobs == {"download_dataset": 4, "prepare_dataset": 4, "train_prefix": 4, "train": 12, "evaluate": 60,
-                    "sanity": 12, "table": 1}
+                    "sanity": 12, "evaluations": 12, "table": 1}
 
 
 def test_one_evaluation_by_path_builds_only_its_branch(tmp_path):
@@ -167,6 +168,12 @@ def test_rerun_decisions_follow_exactly_the_values_a_job_uses(tmp_path):
     configs = (DEFAULT, QUICK, tmp_path / "small.yaml")
     r = snakemake(tmp_path, "--cores", "2", "results/table2.csv", configs=configs, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
+    # the quick Table 2 pairs FR and FR/WA with plain AT on the same images: difference, interval, McNemar's p
+    md = (tmp_path / "results/table2.md").read_text()
+    for m in ("pgd_at_fr", "pgd_at_fr_wa"):
+        rows = [ln for ln in md.splitlines() if ln.startswith(f"| fashionmnist | small_cnn | {m} | pgd_at |")]
+        assert len(rows) == 5 and all(re.search(r"\| [+-]\d+\.\d\d( \*n\.s\.\*)? \| \[.+\] \| [0-9.e-]+ \|$", r)
+                                      for r in rows), rows
 
     def plan(change=None, *config_args):
         extra = ()
@@ -183,32 +190,39 @@ def test_rerun_decisions_follow_exactly_the_values_a_job_uses(tmp_path):
     assert plan({"analysis": {"n_test": 7}}) == {}
     assert plan({"analysis": {"heatmap": {"v": 2.0}}}) == {}
     assert plan({"ablations": {"fr_lambda": {"values": [0.05]}}}) == {}
-    # the three PGD-20 evaluations, the sanity checks that reuse them, the table
-    assert plan({"evaluation": {"attacks": {"pgd20": {"steps": 7}}}}) == {"evaluate": 3, "sanity": 3, "table": 1}
-    # FR and FR/WA continue the shared prefix; plain AT and the prefix do not use fr.lam
-    fr = {"train": 2, "evaluate": 10, "sanity": 2, "table": 1}
+    # the three PGD-20 evaluations, the sanity checks that reuse them, the groups' summaries, the table
+    pgd = {"evaluate": 3, "sanity": 3, "evaluations": 3, "table": 1}
+    assert plan({"evaluation": {"attacks": {"pgd20": {"steps": 7}}}}) == pgd
+    # FR and FR/WA continue the shared prefix; plain AT and the prefix do not use fr.lam. Each retrained model's
+    # group reruns all its evaluations: Table 2's five and, for pgd_at_fr (also in the workshop's Table 2), FGSM
+    fr = {"train": 2, "evaluate": 5 + 6, "sanity": 2, "evaluations": 2, "table": 1}
     assert plan({"fr": {"lam": 0.2}}) == fr
     assert plan(None, 'fr={"lam": 0.2}') == fr
     assert plan(None, 'train={"epochs": 3}') == {}                       # the value it already has
-    assert plan(None, 'evaluation={"n_test": 100}') == {"evaluate": 12, "sanity": 3, "table": 1}  # AA keeps its 8
+    # every evaluation but AutoAttack (its own n_test 8): 3 x 5 + 2 FGSM - 3
+    assert plan(None, 'evaluation={"n_test": 100}') == {"evaluate": 14, "sanity": 3, "evaluations": 3, "table": 1}
 
 
-@pytest.mark.parametrize("table,models,prefixes,evaluations", [
-    ("table3", 6, 4, 30), ("table4", 6, 2, 30), ("table5", 12, 4, 60), ("table6", 12, 4, 60), ("table7", 12, 4, 60),
-    ("table8", 12, 4, 60), ("aaai_table2", 7, 4, 35 + 7),
+@pytest.mark.parametrize("table,models,prefixes,evaluations,groups", [
+    # Table 3's five models that the workshop's Table 2 shares get its FGSM column too (their evaluation group)
+    ("table3", 6, 4, 30 + 5, 6), ("table4", 6, 2, 30, 6), ("table5", 12, 4, 60, 12), ("table6", 12, 4, 60, 12),
+    ("table7", 12, 4, 60, 12), ("table8", 12, 4, 60, 12),
+    # the workshop's FGSM column on its 7 models, and on Table 3's AT, TRADES, MART and AWP (the same models)
+    ("aaai_table2", 7, 4, 35 + 7, 7),
     # 30 models x 8 columns; the sanity checks guard each row at an eps: MNIST and Fashion-MNIST (unbounded
     # searches) at the data set's 0.3 / 0.1 with their own clean, PGD-20/50, C&W, AA (16 x 5), CIFAR-10 and
-    # Restricted ImageNet at the table's eps, reusing the clean column (14 x 4)
-    ("smooth_kernels_table1", 30, 30, 240 + 80 + 56),
+    # Restricted ImageNet at the table's eps, reusing the clean column (14 x 4); the table waits for one group per
+    # model at its threat model (the sanity checks' own evaluations form the second group of MNIST's rows)
+    ("smooth_kernels_table1", 30, 30, 240 + 80 + 56, 30),
 ])
-def test_each_paper_table_plans_exactly_its_models(tmp_path, table, models, prefixes, evaluations):
+def test_each_paper_table_plans_exactly_its_models(tmp_path, table, models, prefixes, evaluations, groups):
     """Models = the paper's rows; each is trained once (prefix shared by runs that differ only after the first
     decay) and evaluated on the table's columns plus the sanity comparison's attacks."""
     r = snakemake(tmp_path, "-n", "--cores", "all", f"results/{table}.csv")
     assert r.returncode == 0, r.stderr[-2000:]
     jobs = planned(r.stdout + r.stderr)
-    assert (jobs["train"], jobs["train_prefix"], jobs["sanity"], jobs["evaluate"]) == (models, prefixes, models,
-                                                                                       evaluations)
+    assert (jobs["train"], jobs["train_prefix"], jobs["sanity"], jobs["evaluate"], jobs["evaluations"]) == (
+        models, prefixes, models, evaluations, groups)
 
 
 def test_quick_config_has_every_table_in_paper_shape(tmp_path):

@@ -90,7 +90,7 @@ def check(spec, device) -> None:
 
 
 # ================================================================================================== sharding
-def _rows(n: int) -> slice:
+def rows(n: int) -> slice:
     """This rank's contiguous rows of a global batch of n (torch.tensor_split's sizes: the first n % N get one more)."""
     size, extra = divmod(n, world_size())
     r = rank()
@@ -104,10 +104,10 @@ _GLOBAL: tuple[int, slice] | None = None   # (global batch size, this rank's row
 @contextlib.contextmanager
 def _global_batch(n: int):
     global _GLOBAL
-    rows = _rows(n)
-    _GLOBAL = (n, rows)
+    mine = rows(n)
+    _GLOBAL = (n, mine)
     try:
-        yield rows
+        yield mine
     finally:
         _GLOBAL = None
 
@@ -120,13 +120,13 @@ def like_global(draw, x: torch.Tensor) -> torch.Tensor:
     """
     if _GLOBAL is None:
         return draw(x)
-    n, rows = _GLOBAL
-    if len(x) != rows.stop - rows.start:
-        raise RuntimeError(f"random draw for {len(x)} rows inside a shard of {rows.stop - rows.start} rows")
+    n, mine = _GLOBAL
+    if len(x) != mine.stop - mine.start:
+        raise RuntimeError(f"random draw for {len(x)} rows inside a shard of {mine.stop - mine.start} rows")
     fmt = torch.contiguous_format
     if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         fmt = torch.channels_last
-    return draw(torch.empty((n, *x.shape[1:]), dtype=x.dtype, device=x.device, memory_format=fmt))[rows]
+    return draw(torch.empty((n, *x.shape[1:]), dtype=x.dtype, device=x.device, memory_format=fmt))[mine]
 
 
 class ShardedBatches:
@@ -145,8 +145,8 @@ class ShardedBatches:
 
     def epoch(self, epoch: int):
         for x, y in self.batches.epoch(epoch):
-            with _global_batch(len(x)) as rows:
-                yield x[rows], y[rows]
+            with _global_batch(len(x)) as mine:
+                yield x[mine], y[mine]
 
 
 def shard(batches):
@@ -194,11 +194,11 @@ def correct_under(model, x, y, attack, batch_size: int) -> torch.Tensor:
     mine = []
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        with _global_batch(len(xb)) as rows:
-            mine.append(single(model, xb[rows], yb[rows], attack, batch_size))
+        with _global_batch(len(xb)) as part:
+            mine.append(single(model, xb[part], yb[part], attack, batch_size))
     everyone = [None] * world_size()
     dist.all_gather_object(everyone, mine)
-    flags = [part[b] for b in range(len(mine)) for part in everyone]
+    flags = [theirs[b] for b in range(len(mine)) for theirs in everyone]
     return torch.cat(flags) if flags else torch.zeros(0, dtype=torch.bool)
 
 
@@ -261,7 +261,8 @@ def data_parallel(model: torch.nn.Module, spec) -> torch.nn.Module:
         return model
     from torch.nn.parallel import DistributedDataParallel
     ids = [torch.cuda.current_device()] if next(model.parameters()).is_cuda else None
-    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=not spec.sync_bn)
+    return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=not spec.sync_bn,
+                                   gradient_as_bucket_view=False)
 
 
 def sync_buffers(model: torch.nn.Module, spec) -> None:
@@ -339,6 +340,8 @@ def launch(fn, args: tuple, kwargs: dict, *, processes: int, device, log, workdi
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    if getattr(fn, "__module__", None) == "__main__":
+        raise ValueError(f"{fn.__name__} is defined in __main__; the ranks import it, so it must live in a module")
     device = str(device)
     jobdir = Path(workdir) / JOB_DIR
     shutil.rmtree(jobdir, ignore_errors=True)   # a killed launcher's leftovers
@@ -396,13 +399,6 @@ def _worker_main() -> None:
     jobdir, parent = Path(sys.argv[1]), int(sys.argv[2])
     _die_with_parent(parent)
     r = int(os.environ["RANK"])
-    with open(jobdir / "job.pkl", "rb") as f:
-        job = pickle.load(f)
-    torch.set_num_threads(job["threads"])
-    cuda = torch.device(job["device"]).type == "cuda"
-    if cuda:
-        torch.cuda.set_device(0)   # the one GPU this rank sees
-    dist.init_process_group("nccl" if cuda else "gloo")
 
     def log(msg: str):
         if r == 0:
@@ -410,6 +406,13 @@ def _worker_main() -> None:
                 f.write(str(msg).replace("\n", " ") + "\n")
 
     try:
+        with open(jobdir / "job.pkl", "rb") as f:
+            job = pickle.load(f)
+        torch.set_num_threads(job["threads"])
+        cuda = torch.device(job["device"]).type == "cuda"
+        if cuda:
+            torch.cuda.set_device(0)   # the one GPU this rank sees
+        dist.init_process_group("nccl" if cuda else "gloo")
         result = job["fn"](*job["args"], **job["kwargs"], log=log, device=job["device"])
         if r == 0:
             with open(jobdir / ".result.tmp", "wb") as f:

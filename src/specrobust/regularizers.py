@@ -132,3 +132,25 @@ def smooth_kernel_penalty(model: torch.nn.Module, scope: str = "kernel", clip: f
     else:
         total = sum(e.sum() for e in exps).exp()
     return total.to(out_dtype)
+
+
+def add_smooth_kernel_gradient(model: torch.nn.Module, lam: float, scope: str = "kernel", clip: float | None = None,
+                               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Accumulate the gradient of ``lam * R(w)`` into the conv weights' ``.grad``; return ``lam * R`` (detached).
+
+    For a trainer that back-propagates its data term first and clips that gradient (``train.grad_clip``) before
+    adding the penalty's, whose own per-slice clip is ``clip``: so neither bound is spent on the other term. It
+    uses ``torch.autograd.grad``, so no parameter hook fires (DistributedDataParallel's all-reduce): R is a function
+    of the weights alone, identical on every rank, and its gradient needs no averaging. Same arguments and value as
+    :func:`smooth_kernel_penalty`.
+    """
+    weights = [m.weight for m in model.modules()
+               if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-2] * m.weight.shape[-1] > 1]
+    term = lam * smooth_kernel_penalty(model, scope, clip, dtype)
+    if weights and term.requires_grad:
+        for w, g in zip(weights, torch.autograd.grad(term, weights)):
+            if w.grad is None:
+                w.grad = torch.empty_like(w).copy_(g)   # the weight's own memory format (channels_last)
+            else:
+                w.grad.add_(g)
+    return term.detach()

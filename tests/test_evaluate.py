@@ -113,3 +113,14 @@ def test_benchmark_runs_and_reports_a_ratio(capsys):
     ratio = bench.main(["train", "--arch", "small_cnn", "--device", "cpu", "--steps", "1", "--batch-size", "8"])
     out = capsys.readouterr().out
     assert ratio > 0 and "reference loop" in out and "ratio" in out
+
+
+def test_autoattack_targets_at_most_the_other_classes():
+    """Standard AutoAttack targets the 9 most likely other classes; with 4 classes (the four shapes) or 9 (Restricted
+    ImageNet) it targets the 3 or 8 there are instead of failing."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 4)).eval()
+    x, y = torch.rand(6, 3, 4, 4), torch.randint(0, 4, (6,))
+    rec = {"attack": "aa", "type": "autoattack", "version": "standard", "eps": 0.1}
+    flags, extra = evaluate.evaluate_attack(model, x, y, rec, 6, 0)
+    assert len(flags) == 6 and set(extra["breakdown"]) == {"clean", "apgd-ce", "apgd-t", "fab-t", "square"}

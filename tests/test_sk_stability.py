@@ -1,10 +1,19 @@
 """The smooth-kernel penalty R(w) trains without NaN: its numerical safeguards, and training on real Fashion-MNIST.
 
-Why it diverged (see regularizers.smooth_kernel_penalty): the exponent E = w'(L - I)w of each kernel slice is an
-indefinite quadratic form, so ``lambda * exp(E)`` has curvature ~2 lambda exp(E) mu (mu up to 6.2 for 5x5) along
-rough patterns. At the quick config's lr 0.05, SGD overshoots on it once lambda exceeds ~1: with lambda = 100 (the
-top of the paper's grid) the first step throws the first layer's exponents from ~1 to ~1.7e4 and exp overflows.
-The per-slice gradient clip bounds every slice's step under the penalty; the value of R is left as the paper's.
+Two ways R breaks training, and one more it exposes:
+
+1. Its own stiffness (lambda >= ~1 at lr 0.05): E = w'(L - I)w of each kernel slice is an indefinite quadratic
+   form, so ``lambda exp(E)`` has curvature ~2 lambda exp(E) mu (mu up to 6.24 for 5x5) along rough patterns; SGD
+   overshoots, and with lambda = 100 (the top of the paper's grid) the first step throws the first layer's
+   exponents from ~1 to ~1.7e4: exp overflows. Fixed here: R's gradient clipped per kernel slice (train.sk_clip).
+2. The weights it inflates (the quick config's NaN, lambda 0.1): R falls as the flat pattern of every kernel grows
+   (E drops by its squared norm), so the no-BatchNorm CNN's convolutions grow ~14x until the cross-entropy's
+   gradient runs away (22 -> 117 -> ... -> 1e16 in 9 steps). Fixed in the trainer: the data term's gradient norm
+   clipped (train.grad_clip) before R's gradient (regularizers.add_smooth_kernel_gradient) is added.
+3. With logits that large a softmax underflows to exactly 0 and the KL of TRADES and L back-propagates NaN through
+   ``kl_div(log q, p)``; fixed in objectives by ``log_target``.
+The value of R is always the paper's (no rescaling); only the H control (lambda < 0, unbounded below) needs a
+documented clamp of its exponent (max_exponent).
 """
 from __future__ import annotations
 
@@ -22,6 +31,8 @@ from specrobust.regularizers import (add_smooth_kernel_gradient, clip_slice_grad
 QUICK_CNN = {"c1": 16, "c2": 32, "hidden": 256}     # config/quick.yaml archs.small_cnn
 QUICK_LR, QUICK_MOMENTUM, QUICK_WD = 0.05, 0.9, 5e-4
 CLIP = 1.0                                         # the recommended train.sk_clip
+CHECKER = 0.5 * torch.tensor([[1.0, 0, 1], [0, 1, 0], [1, 0, 1]])
+CENTRE = torch.tensor([[0.0, 0, 0], [0, 1, 0], [0, 0, 0]])
 
 
 @pytest.fixture(autouse=True)
@@ -190,6 +201,27 @@ def test_h_control_is_unbounded_below_so_the_clip_only_delays_overflow():
     clipped, worst = penalty_only_sgd(-100.0, 200, clip=CLIP)
     assert exact is not None and exact <= 2
     assert clipped is not None and clipped > 5 and worst > 80
+    # the H runs' documented deviation: each slice's exponent clamped at max_exponent keeps R finite
+    capped, _ = penalty_only_sgd(-100.0, 200, clip=CLIP, max_exponent=5.0)
+    assert capped is None
+
+
+def test_max_exponent_clamps_each_exponent_and_stops_its_gradient():
+    conv = nn.Sequential(nn.Conv2d(1, 3, 3, bias=False))
+    with torch.no_grad():   # exponents 1.75 (checkerboard), 3 (centre spike), -9 (flat 1s: 12 * 0 - 9)
+        conv[0].weight.copy_(torch.stack([CHECKER, CENTRE, torch.ones(3, 3)])[:, None])
+    e = smooth_kernel_exponent(conv[0].weight).flatten().tolist()
+    assert e == pytest.approx([1.75, 3.0, -9.0])
+    r = smooth_kernel_penalty(conv, max_exponent=2.0)
+    assert r.item() == pytest.approx(math.exp(1.75) + math.exp(2.0) + math.exp(-9.0), rel=1e-6)
+    g = penalty_grads(conv, -100.0, max_exponent=2.0)[0]
+    assert torch.equal(g[1], torch.zeros(1, 3, 3))          # above the bound: no gradient
+    assert torch.allclose(g[[0, 2]], penalty_grads(conv, -100.0)[0][[0, 2]])   # below it: the exact one
+    # a bound above every exponent changes nothing
+    assert smooth_kernel_penalty(conv, max_exponent=50.0).item() == smooth_kernel_penalty(conv).item()
+    for scope in ("layer", "model"):   # clamps the exponent of the scope: here the one sum, -4.25
+        assert smooth_kernel_penalty(conv, scope, max_exponent=-5.0).item() == pytest.approx(math.exp(-5.0))
+        assert smooth_kernel_penalty(conv, scope, max_exponent=2.0).item() == pytest.approx(math.exp(-4.25))
 
 
 # --------------------------------------------------------------- training the quick config's *R methods

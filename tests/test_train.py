@@ -223,10 +223,11 @@ def test_awp_restores_weights_each_step(config, tiny_data):
 def test_smooth_kernel_regularizer_is_added(config, tiny_data, monkeypatch):
     import specrobust.train as tr
     calls = []
-    real = tr.smooth_kernel_penalty
-    monkeypatch.setattr(tr, "smooth_kernel_penalty", lambda m, s, clip=None: calls.append(s) or real(m, s, clip=clip))
+    real = tr.add_smooth_kernel_gradient
+    monkeypatch.setattr(tr, "add_smooth_kernel_gradient",
+                        lambda m, lam, s, clip=None, **kw: calls.append((lam, s, clip)) or real(m, lam, s, clip, **kw))
     Trainer(tiny_spec(config, "sk_vr"), tiny_data, "cpu").train_epoch()
-    assert calls and calls[0] == "kernel"
+    assert calls and calls[0] == (0.1, "kernel", 1.0)   # train.sk_lambda, sk_scope, sk_clip
     calls.clear()
     Trainer(tiny_spec(config, "sk_v"), tiny_data, "cpu").train_epoch()
     assert not calls

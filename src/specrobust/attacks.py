@@ -102,6 +102,10 @@ def autoattack(model, x, y, eps: float, *, version: str = "standard", seed: int 
     from pyautoattack import AutoAttack
 
     aa = AutoAttack(model, eps=eps, norm="Linf", version=version, seed=seed, device=x.device)
+    with torch.no_grad():   # the targeted attacks take the 9 most likely other classes: fewer when there are fewer
+        classes = model(x[:1]).shape[1]  # (Restricted ImageNet's 9, the four shapes' 4), as the official code asks
+    for attack in (aa.apgd_targeted, aa.fab):
+        attack.n_target_classes = min(attack.n_target_classes, classes - 1)
     todo = list(aa.attacks_to_run if attacks is None else attacks)
     logger, handler = logging.getLogger("auto-attack"), _ToLog(log) if log else None
     if handler:

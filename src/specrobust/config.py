@@ -374,9 +374,9 @@ def check_config(config: dict, schema_path) -> None:
             parse_method(key, f"datasets.{ds}.methods.{key}")
     runs = [(ds, None, f"datasets.{ds}.train" if ds in overrides else "train")
             for ds in sorted({d for d, _ in used} | set(overrides))]
-    runs += [(ds, m, f"methods.{m}.train") for ds in sorted({d for d, _ in used}) for m in config.get("methods") or {}]
     runs += [(ds, m, f"datasets.{ds}.methods.{m}.train") for ds, over in overrides.items()
              for m in (over or {}).get("methods") or {}]
+    runs += [(ds, m, f"methods.{m}.train") for ds in sorted({d for d, _ in used}) for m in config.get("methods") or {}]
     runs += [(ds, m, f"tables (method {m} on {ds})") for ds, m in sorted(used)]
     for ds, m, where in runs:
         check_train(config, ds, m, where)

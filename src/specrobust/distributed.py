@@ -13,9 +13,12 @@ The papers trained every run on one GPU with one global batch. With N processes 
 - Gradients: DistributedDataParallel averages the gradients of the per-rank losses. Every cross-rank coupling (the
   batch-2D FR loss on the all-gathered logits, synchronised BatchNorm) is differentiable with SUM backward, so the
   average is the gradient of the single-process loss (checked numerically in tests/test_distributed.py).
-- BatchNorm: with ``train.sync_bn`` (default) training-mode statistics are over the global batch, as on the papers'
-  one GPU: ``torch.nn.SyncBatchNorm`` on CUDA, :class:`GlobalBatchNorm2d` on the CPU (torch's refuses CPU tensors).
-  Without it, each rank normalises its shard and rank 0's running statistics are broadcast (:func:`sync_buffers`).
+  Training attacks run on the bare model (no gradient sync); DDP wraps the model for the loss only.
+- BatchNorm: with ``train.sync_bn`` (default) training-mode statistics are over the global batch: the papers trained
+  each run on one GPU, so their BatchNorm normalised every batch of 128 with its own statistics; per-shard statistics
+  (32 images on 4 GPUs) would be a noisier, different objective and leave rank 0's running statistics only.
+  ``torch.nn.SyncBatchNorm`` on CUDA, :class:`GlobalBatchNorm2d` on the CPU (torch's refuses CPU tensors). Without
+  it, each rank normalises its shard and rank 0's running statistics are broadcast (:func:`sync_buffers`).
 - Randomness: all ranks share one seed, and every draw of a training step (PGD's uniform start, TRADES' Gaussian
   start, validation PGD's start) is made for the whole global batch, of which each rank keeps its rows
   (:func:`like_global`): the streams advance in lockstep on every rank and each image gets its single-process noise.
@@ -28,6 +31,12 @@ The papers trained every run on one GPU with one global batch. With N processes 
   RNG) are identical at every epoch end, so rank 0's checkpoint restores every rank.
 - Faults: a rank that raises or dies makes the launcher stop the others (SIGTERM, then SIGKILL) and raise
   :class:`RankFailed` with one line naming the rank and its error; workers die with their launcher (PDEATHSIG).
+
+Same semantics, not the same bits: N processes add the same numbers in another order (half-batch sums and an
+all-reduce), which moves float32 results by ~1e-6 relative; sign-gradient PGD and ReLUs can amplify that over many
+steps, as any change of reduction order (another GPU, another cuDNN algorithm) does. In float64 the 1- and
+2-process runs agree to ~1e-15 (tests/test_distributed.py). Two N-process runs, resumed or not, are bitwise equal on
+the CPU.
 """
 from __future__ import annotations
 
@@ -141,6 +150,8 @@ class ShardedBatches:
         return len(self.batches)
 
     def __getattr__(self, name):
+        if name == "batches":   # not set yet (copy, unpickling)
+            raise AttributeError(name)
         return getattr(self.batches, name)
 
     def epoch(self, epoch: int):
@@ -337,6 +348,7 @@ def launch(fn, args: tuple, kwargs: dict, *, processes: int, device, log, workdi
     """Runs ``fn(*args, **kwargs, log=..., device=...)`` in ``processes`` processes (one per GPU on CUDA) and returns
     rank 0's result. ``fn`` and its arguments are pickled into ``workdir/ranks`` (fn by reference: it must be
     importable). Raises :class:`RankFailed` when a rank fails; the others are stopped."""
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -351,7 +363,6 @@ def launch(fn, args: tuple, kwargs: dict, *, processes: int, device, log, workdi
     with open(jobdir / "job.pkl", "wb") as f:
         pickle.dump({"fn": fn, "args": args, "kwargs": kwargs, "device": device, "threads": threads}, f,
                     protocol=pickle.HIGHEST_PROTOCOL)
-    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=f"specrobust-{os.getpid()}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
                           logs_specs=DefaultLogsSpecs(log_dir=str(jobdir / "elastic")),
@@ -377,12 +388,14 @@ def launch(fn, args: tuple, kwargs: dict, *, processes: int, device, log, workdi
 def _failure(err, jobdir: Path, processes: int) -> str:
     """One line naming the root cause: a rank that died without a report (killed, out of memory, crashed; the
     others then fail in their next collective), else the rank that reported an exception first."""
-    reports = {r["rank"]: r for r in (json.loads(p.read_text()) for p in jobdir.glob("error.*.json"))}
+    reports = {r["rank"]: r for r in (json.loads(p.read_text()) for p in jobdir.glob("error.*.json"))}  # atomic
     died = sorted(r for r in err.failures if r not in reports)
     if died:
         failure = err.failures[died[0]]
         why = f"signal {failure.signal_name()}" if failure.exitcode < 0 else f"exit code {failure.exitcode}"
         return f"rank {died[0]} of {processes} died ({why}); the other ranks were stopped"
+    if not reports:
+        return f"the {processes} ranks failed without a report (see {jobdir})"
     r = min(reports.values(), key=lambda r: r["time"])
     return f"rank {r['rank']} of {processes} failed: {r['type']}: {r['message']}".replace("\n", " ")
 
@@ -409,10 +422,11 @@ def _worker_main() -> None:
         with open(jobdir / "job.pkl", "rb") as f:
             job = pickle.load(f)
         torch.set_num_threads(job["threads"])
-        cuda = torch.device(job["device"]).type == "cuda"
-        if cuda:
+        if torch.device(job["device"]).type == "cuda":
             torch.cuda.set_device(0)   # the one GPU this rank sees
-        dist.init_process_group("nccl" if cuda else "gloo")
+            dist.init_process_group("nccl", device_id=torch.device("cuda", 0))
+        else:
+            dist.init_process_group("gloo")
         result = job["fn"](*job["args"], **job["kwargs"], log=log, device=job["device"])
         if r == 0:
             with open(jobdir / ".result.tmp", "wb") as f:
@@ -420,8 +434,9 @@ def _worker_main() -> None:
             os.replace(jobdir / ".result.tmp", jobdir / "result.pkl")
     except BaseException as err:  # noqa: BLE001 - reported to the launcher, then this rank exits
         message = str(err).splitlines()[0] if str(err) else ""
-        (jobdir / f"error.{r}.json").write_text(json.dumps(
-            {"rank": r, "time": time.time(), "type": type(err).__name__, "message": message}))
+        report = {"rank": r, "time": time.time(), "type": type(err).__name__, "message": message}
+        (jobdir / f".error.{r}.tmp").write_text(json.dumps(report))   # whole or absent: the launcher may stop
+        os.replace(jobdir / f".error.{r}.tmp", jobdir / f"error.{r}.json")   # this rank at any moment
         if not isinstance(err, SpecRobustError):
             traceback.print_exc()
         sys.stderr.flush()

@@ -79,7 +79,8 @@ def run_spec(config: dict, dataset: str, arch: str, method: str, seed) -> RunSpe
     tr, fr = resolve(config, "train", dataset, method), resolve(config, "fr", dataset, method)
     eps = number(tr["eps"], "train.eps")
     hyper = {k: tr[k] for k in ("trades_beta", "mart_beta", "sk_gamma", "sk_lambda", "sk_scope", "sk_clip",
-                                "lpf_bandwidth", "awp_gamma", "awp_warmup", "sync_bn") if k in tr}
+                                "sk_max_exponent", "grad_clip", "lpf_bandwidth", "awp_gamma", "awp_warmup",
+                                "sync_bn") if k in tr}
     return RunSpec(
         dataset=dataset, arch=arch, method=slug, base=m.base, seed=int(seed), epochs=int(tr["epochs"]),
         lr=float(tr["lr"]), milestones=tuple(int(e) for e in tr["milestones"]), momentum=float(tr["momentum"]),

@@ -29,9 +29,11 @@ def adversarial_inputs(model, x, y, spec):
     return x_adv
 
 
-def kl_batchmean(log_q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """``KL(p || q)`` summed over classes and averaged over the batch: TRADES' ``KLDivLoss(sum)(log q, p) / B``."""
-    return F.kl_div(log_q, p, reduction="sum") / len(p)
+def kl_batchmean(log_q: torch.Tensor, p: torch.Tensor, log_target: bool = False) -> torch.Tensor:
+    """``KL(p || q)`` summed over classes and averaged over the batch: TRADES' ``KLDivLoss(sum)(log q, p) / B``.
+    The losses pass ``log p`` (``log_target``): the same value, and a finite gradient where a softmax underflows
+    to 0 (large logits give 0 * -inf = NaN otherwise)."""
+    return F.kl_div(log_q, p, reduction="sum", log_target=log_target) / len(p)
 
 
 def natural_loss(model, x, y, x_adv, spec):
@@ -73,7 +75,8 @@ def trades_loss(model, x, y, x_adv, spec):
     """
     beta = getattr(spec, "trades_beta", 6.0)
     logits_nat, logits_adv = model(x), model(x_adv)
-    robust = kl_batchmean(F.log_softmax(logits_adv.float(), dim=1), F.softmax(logits_nat.float(), dim=1))
+    robust = kl_batchmean(F.log_softmax(logits_adv.float(), dim=1), F.log_softmax(logits_nat.float(), dim=1),
+                          log_target=True)
     return F.cross_entropy(logits_nat.float(), y) + beta * robust, logits_adv, logits_nat
 
 
@@ -111,7 +114,8 @@ def sk_l_loss(model, x, y, x_adv, spec):
     gamma = getattr(spec, "sk_gamma", 1.0)
     logits_adv = model(x_adv)
     logits_nat = model(x)
-    pair = kl_batchmean(F.log_softmax(logits_nat.float(), dim=1), F.softmax(logits_adv.float(), dim=1))
+    pair = kl_batchmean(F.log_softmax(logits_nat.float(), dim=1), F.log_softmax(logits_adv.float(), dim=1),
+                        log_target=True)
     return F.cross_entropy(logits_adv.float(), y) + gamma * pair, logits_adv, logits_nat
 
 

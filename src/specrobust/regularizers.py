@@ -86,7 +86,7 @@ def clip_slice_grad(weight: torch.Tensor, max_norm: float) -> torch.Tensor:
 
 
 def smooth_kernel_penalty(model: torch.nn.Module, scope: str = "kernel", clip: float | None = None,
-                          dtype: torch.dtype = torch.float64) -> torch.Tensor:
+                          dtype: torch.dtype = torch.float64, max_exponent: float | None = None) -> torch.Tensor:
     """R(w) of the smooth-kernel paper (seed 003), summed over the model; the caller adds ``lambda * R``.
 
     ``R(w) = exp(sum_{i,j} sum_{(h,k) in N(i,j)} (w_ij - w_hk)^2 - sum_{i,j} w_ij^2)`` with i, j the two spatial
@@ -111,6 +111,12 @@ def smooth_kernel_penalty(model: torch.nn.Module, scope: str = "kernel", clip: f
       lambda >= 10 at lr 0.05 from the first step, after which the exponent explodes and exp overflows. A clipped
       slice moves at most ``lr * clip`` per step under the penalty, so its rough part stays small and bounded; a
       slice whose gradient is below ``clip`` is untouched, and the cross-entropy gradient never passes here.
+
+    ``max_exponent`` (None = the paper's R) is for the H control only, and changes the value: each exponent is
+    clamped to it (no gradient above). With lambda < 0 the objective is unbounded below (rough patterns raise
+    exp(E) without limit), so a faithful H run overflows whatever the step: the clip delays it from the first step
+    to about the fifteenth at lr 0.05. The clamp stops each slice once its exponent reaches the bound. It is
+    applied to the exponent of the chosen scope (one per slice, layer or model).
     """
     if scope not in SK_SCOPES:
         raise ValueError(f"smooth-kernel scope must be one of {SK_SCOPES}, not {scope!r}")
@@ -125,17 +131,17 @@ def smooth_kernel_penalty(model: torch.nn.Module, scope: str = "kernel", clip: f
     if clip is not None:                        # clipped before it is cast back, so it never becomes inf
         weights = [clip_slice_grad(w, clip) for w in weights]
     exps = [smooth_kernel_exponent(w, dtype) for w in weights]
-    if scope == "kernel":
-        total = sum(e.exp().sum() for e in exps)
-    elif scope == "layer":
-        total = sum(e.sum().exp() for e in exps)
-    else:
-        total = sum(e.sum() for e in exps).exp()
-    return total.to(out_dtype)
+    if scope == "layer":
+        exps = [e.sum() for e in exps]
+    elif scope == "model":
+        exps = [sum(e.sum() for e in exps)]
+    if max_exponent is not None:
+        exps = [e.clamp(max=max_exponent) for e in exps]
+    return sum(e.exp().sum() for e in exps).to(out_dtype)
 
 
 def add_smooth_kernel_gradient(model: torch.nn.Module, lam: float, scope: str = "kernel", clip: float | None = None,
-                               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+                               dtype: torch.dtype = torch.float64, max_exponent: float | None = None) -> torch.Tensor:
     """Accumulate the gradient of ``lam * R(w)`` into the conv weights' ``.grad``; return ``lam * R`` (detached).
 
     For a trainer that back-propagates its data term first and clips that gradient (``train.grad_clip``) before
@@ -146,7 +152,7 @@ def add_smooth_kernel_gradient(model: torch.nn.Module, lam: float, scope: str = 
     """
     weights = [m.weight for m in model.modules()
                if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-2] * m.weight.shape[-1] > 1]
-    term = lam * smooth_kernel_penalty(model, scope, clip, dtype)
+    term = lam * smooth_kernel_penalty(model, scope, clip, dtype, max_exponent)
     if weights and term.requires_grad:
         for w, g in zip(weights, torch.autograd.grad(term, weights)):
             if w.grad is None:

@@ -16,6 +16,8 @@ USED_BY = {
     "trades_beta": lambda s: s.base == "trades", "mart_beta": lambda s: s.base == "mart",
     "sk_gamma": lambda s: s.base == "sk_l", "lpf_bandwidth": lambda s: s.base == "l_model",
     "sk_lambda": lambda s: s.sk, "sk_scope": lambda s: s.sk, "sk_clip": lambda s: s.sk,
+    "sk_max_exponent": lambda s: s.sk and s.sk_max_exponent is not None,
+    "grad_clip": lambda s: s.grad_clip is not None,
     "awp_gamma": lambda s: s.awp, "awp_warmup": lambda s: s.awp,
     "sync_bn": lambda s: s.processes > 1,
 }
@@ -69,6 +71,8 @@ class RunSpec:
     sk_lambda: float = 0.1
     sk_scope: str = "kernel"
     sk_clip: float | None = None
+    sk_max_exponent: float | None = None   # the H controls only: each exponent of R clamped (None = the paper's R)
+    grad_clip: float | None = None         # L2 bound of the data term's gradient (everything but R); None = off
     lpf_bandwidth: int = 16
     awp_gamma: float = 0.01
     awp_warmup: int = 0

@@ -128,7 +128,9 @@ def write_table(result_paths, job: dict, out_csv, out_md, per_example=(), sanity
     if kernels:
         stats = pd.DataFrame([json.loads(Path(p).read_text()) for p in kernels])
         stats = stats[["dataset", "arch", "method", "roughness", "high_freq_energy"]].round(4)
+        n = table.attrs["n"]
         table = table.merge(stats, on=["dataset", "arch", "method"], how="left")
+        table.attrs["n"] = n
     pairs = pd.DataFrame()
     if per_example and job.get("baselines"):
         flags = {}

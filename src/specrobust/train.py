@@ -28,7 +28,7 @@ from .evaluate import fp32_eval
 from .io import CheckpointError, ConfigError, SpecRobustError, atomic_torch_save, atomic_write_text, load_checkpoint
 from .models import build_model, load_init
 from .objectives import LOSSES, training_inputs
-from .regularizers import fr_loss, smooth_kernel_penalty
+from .regularizers import add_smooth_kernel_gradient, fr_loss
 from .spec import BRANCH_ONLY, RunSpec
 
 CHECKPOINT_FORMAT = 1
@@ -162,8 +162,6 @@ class Trainer:
                 if awp_on:
                     diff = self.awp.perturb(x_adv, y, lambda m, xa, yy: self.loss_fn(m, x, yy, xa, spec)[0])
                 loss, logits_adv, logits_nat = self.loss_fn(self.forward_model, x, y, x_adv, spec)
-                if spec.sk:
-                    loss = loss + spec.sk_lambda * smooth_kernel_penalty(model, spec.sk_scope, clip=spec.sk_clip)
                 if fr_on:
                     if spec.fr == "wa":
                         with torch.no_grad():
@@ -177,6 +175,11 @@ class Trainer:
                     total_fr += reg.detach()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            if spec.grad_clip is not None:  # the data term's gradient only; R's has its own per-slice clip
+                torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+            if spec.sk:  # + lambda R(w): its gradient added after that clip (no DDP hook: identical on every rank)
+                loss = loss.detach() + add_smooth_kernel_gradient(model, spec.sk_lambda, spec.sk_scope, spec.sk_clip,
+                                                                  max_exponent=spec.sk_max_exponent)
             self.opt.step()
             if awp_on:
                 self.awp.restore(diff)

@@ -233,8 +233,8 @@ def test_a_failing_rank_takes_the_job_down(tmp_path, how, message):
     t0 = time.time()
     with pytest.raises(RankFailed) as err:
         distributed.launch(fail, (how,), {}, processes=2, device="cpu", log=print, workdir=tmp_path)
-    assert message in str(err.value) and "\n" not in str(err.value)
-    assert time.time() - t0 < 60   # not the 30-minute collective timeout
+    assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert time.time() - t0 < 120   # seconds (startup included), not the 30-minute collective timeout
 
 
 RUNNER = """

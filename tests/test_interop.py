@@ -379,3 +379,24 @@ def test_specrobust_export_of_a_trained_model_is_a_valid_model_info(tmp_path):
     validate_model_info(info)
     assert (info["clean_acc"], info["autoattack_acc"], info["eps"]) == ("81.0", "60.5", "0.1")   # as round(x, 2)
     assert (tmp_path / "export/weights.pt").exists()
+
+
+def test_export_restricts_clean_accuracy_to_autoattacks_images(tmp_path):
+    """AutoAttack often runs on fewer test images than the clean evaluation (the quick config: 50 of 500); RobustBench
+    reports both on the same images, so clean accuracy is taken on AutoAttack's (the first ones)."""
+    import numpy as np
+
+    model = build_model("small_cnn", 10, 1, 28, [0.3], [0.3], c1=2, c2=2, hidden=8)
+    meta = {"arch": "small_cnn", "arch_options": {"c1": 2, "c2": 2, "hidden": 8}, "num_classes": 10,
+            "in_channels": 1, "image_size": 28, "mean": [0.3], "std": [0.3], "dataset": "fashionmnist",
+            "method": "pgd_at", "seed": 0, "epoch": 4}
+    atomic_torch_save({"model": model.state_dict(), "meta": meta}, tmp_path / "model.pt")
+    common = {"dataset": "fashionmnist", "arch": "small_cnn", "method": "pgd_at", "seed": 0, "selected_epoch": 4}
+    clean = {"attack": "clean", "type": "clean", "eps": None, "n": 8, "correct": 6, "accuracy": 75.0, **common}
+    aa = {"attack": "aa", "type": "autoattack", "eps": 0.1, "n": 4, "correct": 1, "accuracy": 25.0, **common}
+    np.savez(tmp_path / "clean.npz", correct=np.array([1, 0, 1, 1, 1, 1, 0, 1], bool), test_index=np.arange(8))
+    with pytest.raises(ConfigError, match="same test images"):
+        export_model(tmp_path / "model.pt", {"clean": clean, "aa": aa}, tmp_path / "a.json", tmp_path / "a.pt")
+    info = export_model(tmp_path / "model.pt", {"clean": clean, "aa": aa}, tmp_path / "b.json", tmp_path / "b.pt",
+                        clean_per_example=tmp_path / "clean.npz")
+    assert (info["clean_acc"], info["autoattack_acc"]) == ("75.0", "25.0")   # 3 of the first 4 images

@@ -152,10 +152,13 @@ def _write_weights(state: dict, path: Path) -> str:
     return "torch"
 
 
-def export_model(model_pt, results: dict, out_json, out_weights, info: dict | None = None) -> dict:
+def export_model(model_pt, results: dict, out_json, out_weights, info: dict | None = None,
+                 clean_per_example=None) -> dict:
     """Write ``out_weights`` (the network, see the module docstring) and ``out_json`` (RobustBench model_info of
     ``model_pt`` from its clean and AutoAttack results: {name: result dict or path of its JSON}); returns the JSON.
-    ``info`` fills the fields we cannot know (link, name, authors, venue, reported, footnote, unreliable)."""
+    ``info`` fills the fields we cannot know (link, name, authors, venue, reported, footnote, unreliable).
+    ``clean_per_example`` (the clean evaluation's .npz) restricts clean accuracy to AutoAttack's images when AutoAttack
+    ran on fewer (both take the first test images)."""
     import torch
 
     from .io import atomic_write_json, load_checkpoint
@@ -177,6 +180,11 @@ def export_model(model_pt, results: dict, out_json, out_weights, info: dict | No
     clean, aa = _pick(results, "clean"), _pick(results, "autoattack")
     for r in (clean, aa):
         _check_same_model(r, meta, model_pt)
+    if clean["n"] > aa["n"] and clean_per_example is not None:   # both on the first test images: AA's are a prefix
+        import numpy as np
+
+        flags = np.load(clean_per_example)["correct"][:aa["n"]]
+        clean = {**clean, "n": len(flags), "correct": int(flags.sum()), "accuracy": 100 * float(flags.mean())}
     if clean["n"] != aa["n"]:
         raise ConfigError(f"clean accuracy is on {clean['n']} images but AutoAttack's on {aa['n']}: RobustBench "
                           f"reports both on the same test images")

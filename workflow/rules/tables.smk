@@ -62,6 +62,12 @@ rule export_model:
             jobs.eval_file((w.dataset, w.arch, w.method, w.seed), w.threat, a)
             for a in jobs.export_attacks(config, config["evaluation"]["attacks"])
         ],
+        clean=lambda w: jobs.eval_file(
+            (w.dataset, w.arch, w.method, w.seed),
+            w.threat,
+            jobs.export_attacks(config, config["evaluation"]["attacks"])[0],
+            "npz",
+        ),
     output:
         json=f"{jobs.EXPORT}/model_info.json",
         weights=f"{jobs.EXPORT}/weights.pt",

@@ -5,7 +5,7 @@ from specrobust.script import run
 
 def main(sm, log):
     info = export_model(sm.input.model, dict(zip(("clean", "autoattack"), sm.input.results)), sm.output.json,
-                        sm.output.weights)
+                        sm.output.weights, clean_per_example=sm.input.clean)
     log(f"exported {sm.input.model}: clean {info['clean_acc']}%, AutoAttack {info['autoattack_acc']}% at eps "
         f"{info['eps']}")
 

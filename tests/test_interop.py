@@ -392,9 +392,9 @@ def test_export_restricts_clean_accuracy_to_autoattacks_images(tmp_path):
             "method": "pgd_at", "seed": 0, "epoch": 4}
     atomic_torch_save({"model": model.state_dict(), "meta": meta}, tmp_path / "model.pt")
     common = {"dataset": "fashionmnist", "arch": "small_cnn", "method": "pgd_at", "seed": 0, "selected_epoch": 4}
-    clean = {"attack": "clean", "type": "clean", "eps": None, "n": 8, "correct": 6, "accuracy": 75.0, **common}
+    clean = {"attack": "clean", "type": "clean", "eps": None, "n": 8, "correct": 7, "accuracy": 87.5, **common}
     aa = {"attack": "aa", "type": "autoattack", "eps": 0.1, "n": 4, "correct": 1, "accuracy": 25.0, **common}
-    np.savez(tmp_path / "clean.npz", correct=np.array([1, 0, 1, 1, 1, 1, 0, 1], bool), test_index=np.arange(8))
+    np.savez(tmp_path / "clean.npz", correct=np.array([1, 0, 1, 1, 1, 1, 1, 1], bool), test_index=np.arange(8))
     with pytest.raises(ConfigError, match="same test images"):
         export_model(tmp_path / "model.pt", {"clean": clean, "aa": aa}, tmp_path / "a.json", tmp_path / "a.pt")
     info = export_model(tmp_path / "model.pt", {"clean": clean, "aa": aa}, tmp_path / "b.json", tmp_path / "b.pt",

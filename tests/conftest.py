@@ -7,6 +7,8 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+from slurm_cluster import slurm_cluster  # noqa: E402,F401  (the real single-node SLURM cluster fixture)
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 
 

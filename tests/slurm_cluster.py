@@ -66,8 +66,9 @@ GPU_VARS = ("CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES"
 
 # Snakemake options for the SLURM executor on this cluster (plugin snakemake-executor-plugin-slurm 2.8):
 # no accounting database, so job status must come from squeue (the plugin's default is sacct whenever the
-# sacct binary exists, and with accounting off every sacct query fails: the run then waits forever) (MinJobAge=600 in slurm.conf keeps finished jobs
-# visible; the plugin switches to sacct when MinJobAge < 3 x the initial status-check interval); the first
+# sacct binary exists, and with accounting off every sacct query fails: the run then waits forever; MinJobAge=600
+# in slurm.conf keeps finished jobs visible; the plugin switches to sacct when MinJobAge < 3 x the initial
+# status-check interval); the first
 # status check 5 s after submission (the plugin then waits 10 s longer after each check that finds no job
 # finished: 5, 20, 45 s ...; its default of 40 s would dominate these tests); the per-job SLURM logs kept.
 SNAKEMAKE_SLURM_ARGS = (

@@ -58,7 +58,8 @@ def test_analysis_runs_in_eval_mode_and_restores_training_mode(images):
     model = build_model("small_cnn", 2, 1, 16, [0.5], [0.5], c1=4, c2=8, hidden=16).train()
     seen = []
     model.register_forward_pre_hook(lambda m, inp: seen.append(m.training))
-    analysis.spectral_analysis(model, x[:8], y[:8], make_attack({"attack": "fgsm", "type": "fgsm", "eps": 0.05}), [8, 16])
+    fgsm = make_attack({"attack": "fgsm", "type": "fgsm", "eps": 0.05})
+    analysis.spectral_analysis(model, x[:8], y[:8], fgsm, [8, 16])
     assert seen and not any(seen) and model.training
 
 

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from slurm_cluster import slurm_cluster  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 

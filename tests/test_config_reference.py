@@ -4,7 +4,8 @@ import re
 from conftest import ROOT, SCHEMA
 from specrobust.config import schema
 
-OVERRIDE = re.compile(r"^(methods\.<name>\.(train|fr)\.|datasets\.<name>\.(train|fr)\.|datasets\.<name>\.methods\.<name>\.)")
+OVERRIDE = re.compile(r"^(methods\.<name>\.(train|fr)\.|datasets\.<name>\.(train|fr)\."
+                      r"|datasets\.<name>\.methods\.<name>\.)")
 
 
 def schema_keys() -> list[str]:

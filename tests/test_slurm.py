@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from slurm_cluster import GPU_VARS, slurm_cluster  # noqa: F401  (slurm_cluster: the fixture)
+from slurm_cluster import GPU_VARS  # the fixture slurm_cluster comes from conftest.py
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 

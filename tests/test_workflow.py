@@ -1,4 +1,5 @@
-"""The Snakemake workflow itself: what a dry run plans, one-line config errors, rerun decisions, tiny end-to-end runs."""
+"""The Snakemake workflow itself: what a dry run plans, one-line config errors, rerun decisions, tiny end-to-end
+runs."""
 import json
 import re
 import subprocess
@@ -162,7 +163,8 @@ def test_rerun_decisions_follow_exactly_the_values_a_job_uses(tmp_path):
     consumers only."""
     small = {"train": {"epochs": 3, "milestones": [2], "train_limit": 256, "val_limit": 64, "test_curve_limit": 0},
              "data": {"val_limit": 64, "test_limit": 64},
-             "evaluation": {"n_test": 48, "attacks": {"aa": {"type": "autoattack", "version": "standard", "n_test": 8}}},
+             "evaluation": {"n_test": 48,
+                            "attacks": {"aa": {"type": "autoattack", "version": "standard", "n_test": 8}}},
              "sanity": {"n_test": 32, "square_queries": 50, "eps_grid": [1, 3]}}
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(small))
     configs = (DEFAULT, QUICK, tmp_path / "small.yaml")
@@ -283,7 +285,8 @@ def test_training_curves_and_eps_curves_cover_the_table_models(tmp_path):
 @pytest.mark.slow
 def test_tiny_analysis_run_builds_table1_figures_kernels_and_curves(tmp_path):
     tiny_study(tmp_path, analysis={"datasets": ["mnist"], "aaai_datasets": ["mnist"], "arch": "small_cnn",
-                                   "n_test": 40, "spectrum_n_test": 20, "heatmap": {"n_test": 10, "v": 4.0, "stride": 2},
+                                   "n_test": 40, "spectrum_n_test": 20,
+                                   "heatmap": {"n_test": 10, "v": 4.0, "stride": 2},
                                    "curves": ["table2"], "eps_n_test": 20, "eps_multiples": [0, 1, 4]})
     figs = [f"results/figures/{k}_mnist.png" for k in ("figure1", "figure2", "figure3", "figure4", "kernels")]
     figs += [f"results/figures/{k}_table2.pdf" for k in ("training_curves", "eps_curves")]

@@ -87,7 +87,8 @@ def _paired_markdown(pairs: pd.DataFrame, labels: dict) -> str:
     lines = ["## Paired differences against the base method", "",
              "Accuracy difference in points on the same test images, paired 95% bootstrap interval and McNemar's "
              "exact p-value; *n.s.*: not significant at 5%.", "",
-             "| Dataset | Arch | Method | vs | Column | Difference | 95% interval | p |", "|---|---|---|---|---|---|---|---|"]
+             "| Dataset | Arch | Method | vs | Column | Difference | 95% interval | p |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in pairs.itertuples(index=False):
         mark = "" if r.significant else " *n.s.*"
         lines.append(f"| {r.dataset} | {r.arch} | {r.method} | {r.baseline} | {labels.get(r.column, r.column)} | "

@@ -119,7 +119,7 @@ def test_gpu_slots_are_exclusive_across_processes_and_follow_the_users_choice(tm
         assert gpus.claim_gpu(gpus.visible_gpus(), str(tmp_path)) == "3"   # GPU 2 is held by the other job
         import os
         assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
-        with pytest.raises(RuntimeError, match="all GPUs 2,3"):
+        with pytest.raises(RuntimeError, match="0 of 2,3 are free"):
             gpus.claim_gpu(["2", "3"], str(tmp_path))
     finally:
         holder.kill()

@@ -180,11 +180,12 @@ def test_fr_wa_teacher_batchnorm_is_reestimated_or_averaged(config, wa_bn):
     for _ in range(3):
         t.train_epoch()
         states.append({k: v.clone() for k, v in t.model.state_dict().items()})
+    # W_wa starts at the first decay (epoch 1) as the weights there, those after epoch 0; then epochs 1 and 2 join
     key = next(k for k in states[-1] if k.endswith("running_var"))
-    averaged = (states[1][key] + states[2][key]) / 2          # W_wa started at epoch 1's weights, then epoch 2
+    averaged = (states[0][key] + states[1][key] + states[2][key]) / 3
     assert torch.allclose(t.wa.model.state_dict()[key], averaged, atol=1e-6) == (wa_bn == "average")
     w = next(k for k in states[-1] if k.endswith("conv1.weight"))
-    assert torch.allclose(t.wa.model.state_dict()[w], (states[1][w] + states[2][w]) / 2, atol=1e-6)
+    assert torch.allclose(t.wa.model.state_dict()[w], (states[0][w] + states[1][w] + states[2][w]) / 3, atol=1e-6)
 
 
 def test_metrics_are_written_after_every_epoch_and_progress_is_logged(config, tiny_data, tmp_path):

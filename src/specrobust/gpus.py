@@ -29,11 +29,12 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU")]
 
 
-def claim_gpu(gpus: list[str], lock_dir: str | None = None) -> str | None:
-    """Lock the first free GPU of ``gpus`` and make it the only visible one; None when there is no GPU."""
+def claim_gpus(gpus: list[str], n: int = 1, lock_dir: str | None = None) -> list[str]:
+    """Lock the first ``n`` free GPUs of ``gpus`` and make them the only visible ones; [] when there is no GPU."""
     if not gpus:
-        return None
+        return []
     folder = Path(lock_dir or tempfile.gettempdir())
+    got = []
     for gpu in gpus:
         f = open(folder / f"specrobust-gpu-{gpu}.lock", "w")
         try:
@@ -42,7 +43,15 @@ def claim_gpu(gpus: list[str], lock_dir: str | None = None) -> str | None:
             f.close()
             continue
         _held.append(f)
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-        return gpu
-    raise RuntimeError(f"all GPUs {','.join(gpus)} are claimed by other jobs; run snakemake with "
+        got.append(gpu)
+        if len(got) == n:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(got)
+            return got
+    raise RuntimeError(f"{n} free GPU(s) needed but {len(got)} of {','.join(gpus)} are free; run snakemake with "
                        f"--resources gpu={len(gpus)}")
+
+
+def claim_gpu(gpus: list[str], lock_dir: str | None = None) -> str | None:
+    """Lock the first free GPU of ``gpus`` and make it the only visible one; None when there is no GPU."""
+    got = claim_gpus(gpus, 1, lock_dir)
+    return got[0] if got else None

@@ -87,7 +87,17 @@ class Requests:
         return epochs * per_epoch
 
     def train_runtime(self, spec, epochs: int, attempt: int = 1) -> int:
-        return self._minutes(self.train_passes(spec, epochs) / max(1, spec.processes), spec.arch, spec.dataset, attempt)
+        """With N data-parallel processes, about 0.9 N times faster (docs/clusters.md)."""
+        speedup = 1.0 if spec.processes <= 1 else 0.9 * spec.processes
+        return self._minutes(self.train_passes(spec, epochs) / speedup, spec.arch, spec.dataset, attempt)
+
+    def train_threads(self, spec) -> int:
+        """CPU threads of a training job: ``resources.train.threads`` per process."""
+        return self.threads("train") * max(1, spec.processes)
+
+    def train_mem_mb(self, spec) -> int:
+        """Host memory of a training job: each extra process holds its own copy of the model and the data."""
+        return self.mem_mb(spec.arch, spec.dataset) * max(1, spec.processes)
 
     # --------------------------------------------------------------------------------------------- evaluation
     def eval_passes(self, rec: dict) -> float:

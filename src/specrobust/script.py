@@ -34,14 +34,15 @@ def device(sm) -> str:
 
 
 def _claim_local_gpu(sm, log) -> None:
-    """On a workstation (profiles/local-gpu), pin this job to one free GPU of the visible ones."""
-    if int(getattr(sm.resources, "gpu", 0) or 0) == 0 or os.environ.get("SLURM_JOB_ID"):
+    """On a workstation (profiles/local-gpu), pin this job to as many free GPUs of the visible ones as it asks for."""
+    n = int(getattr(sm.resources, "gpu", 0) or 0)
+    if n == 0 or os.environ.get("SLURM_JOB_ID"):
         return
-    from .gpus import claim_gpu, visible_gpus
+    from .gpus import claim_gpus, visible_gpus
 
-    gpu = claim_gpu(visible_gpus())
-    if gpu is not None:
-        log(f"pinned to GPU {gpu} (CUDA_VISIBLE_DEVICES)")
+    gpus = claim_gpus(visible_gpus(), n)
+    if gpus:
+        log(f"pinned to GPU {','.join(gpus)} (CUDA_VISIBLE_DEVICES)")
 
 
 def run(snakemake, main) -> None:

@@ -22,6 +22,11 @@ PREFIX_DIR = jobs.MODEL.replace("{method}", "{prefix}")  # a family's shared fir
 EVAL_DIR = str(Path(jobs.EVAL).parent)  # one model's evaluations at one threat model
 
 
+def train_spec(w):
+    """The training record of a train or train_prefix job."""
+    return jobs.run_spec(config, w.dataset, w.arch, w.get("prefix", w.get("method")), w.seed)
+
+
 def model_of(w):
     return (w.dataset, w.arch, w.method, int(w.seed))
 

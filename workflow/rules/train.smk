@@ -15,7 +15,7 @@ rule train_prefix:
         f"{PREFIX_DIR}/prefix_benchmark.tsv"
     conda:
         ENV
-    threads: RES.threads("train")
+    threads: lambda w: RES.train_threads(train_spec(w))
     resources:
         gpu=lambda w: RES.gpus("train", jobs.train(config, w.dataset, w.arch, w.prefix, w.seed)),
         runtime=lambda w, attempt: RES.train_runtime(
@@ -23,7 +23,9 @@ rule train_prefix:
             jobs.epochs_of(config, w.dataset, w.arch, w.prefix, prefix=True),
             attempt,
         ),
-        mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
+        mem_mb=lambda w: RES.train_mem_mb(
+            jobs.run_spec(config, w.dataset, w.arch, w.get("prefix", w.get("method")), w.seed)
+        ),
     params:
         job=lambda w: jobs.train(config, w.dataset, w.arch, w.prefix, w.seed),
         stop_at_first_decay=True,
@@ -45,7 +47,7 @@ rule train:
         method=rf"(?!external_){METHOD_PATTERN}(/{POINT_PATTERN})?",
     conda:
         ENV
-    threads: RES.threads("train")
+    threads: lambda w: RES.train_threads(train_spec(w))
     resources:
         gpu=lambda w: RES.gpus("train", jobs.train(config, w.dataset, w.arch, w.method, w.seed)),
         runtime=lambda w, attempt: RES.train_runtime(
@@ -53,7 +55,9 @@ rule train:
             jobs.epochs_of(config, w.dataset, w.arch, w.method),
             attempt,
         ),
-        mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
+        mem_mb=lambda w: RES.train_mem_mb(
+            jobs.run_spec(config, w.dataset, w.arch, w.get("prefix", w.get("method")), w.seed)
+        ),
     params:
         job=lambda w: jobs.train(config, w.dataset, w.arch, w.method, w.seed),
         stop_at_first_decay=False,

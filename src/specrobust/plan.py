@@ -38,13 +38,20 @@ def study(config: dict, tables=None, analyses: bool = True, ablations: bool = Tr
             threat = jobs.ablation(config, name)["threat"]
             base = (a["dataset"], a["arch"], a["baseline"], a["seed"])
             evals += [(m, threat, c) for m in [base] + jobs.ablation_points(config, name) for c in a["columns"]]
+    figures = {}   # the smooth-kernel paper's per-model jobs (minimal FGSM, class images, targeted grids)
+    if analyses:
+        for figure, kind in (("figure2", "sk_fgsm"), ("class_images", "sk_class_images"), ("targeted", "sk_targeted")):
+            if figure in (config.get("smooth_kernels") or {}):
+                figures[kind] = [(figure, m) for d in jobs.sk_datasets(config, figure)
+                                 for m in jobs.sk_models(config, figure, d)]
     sanity = list(dict.fromkeys(sanity))
     evals += [(m, th, c) for m, th in sanity for c in config["sanity"]["compare"]]
     evals = list(dict.fromkeys(evals))
-    models = list(dict.fromkeys([m for m, _, _ in evals] + [m for m, _ in sanity] + spectral + heatmap + eps_curve))
+    models = list(dict.fromkeys([m for m, _, _ in evals] + [m for m, _ in sanity] + spectral + heatmap + eps_curve
+                                + [m for jobs_ in figures.values() for _, m in jobs_]))
     return {"models": [m for m in models if not m[2].startswith("external_")], "evaluations": evals,
             "sanity": sanity, "spectral": list(dict.fromkeys(spectral)), "heatmap": list(dict.fromkeys(heatmap)),
-            "eps_curve": list(dict.fromkeys(eps_curve))}
+            "eps_curve": list(dict.fromkeys(eps_curve)), "figures": figures}
 
 
 def _train_row(config, req, kind, model, spec, epochs, start) -> dict:
@@ -92,6 +99,10 @@ def plan_rows(config: dict, tables=None, analyses: bool = True, ablations: bool 
             rec = getattr(jobs, kind)(config, *model)
             row = _eval_row(req, kind, {**rec, "type": rec.get("type", kind)})
             rows.append(row)
+    for kind, figure_jobs in s["figures"].items():
+        for figure, model in figure_jobs:
+            rec = jobs.sk_model_job(config, figure, *model)
+            rows.append(_eval_row(req, kind, {**rec, "attack": figure}, req.figure_passes(kind, rec)))
     return rows, saved
 
 

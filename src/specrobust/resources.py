@@ -115,6 +115,19 @@ class Requests:
             + rec["square_queries"] * FORWARD
         return rec["n_test"] * per_image
 
+    def figure_passes(self, kind: str, rec: dict) -> float:
+        """The smooth-kernel paper's per-model figure jobs: minimal FGSM (one gradient, then a forward per eps of the
+        grid), activation maximisation (steps per class), targeted grids (steps per source-target pair)."""
+        classes = dataset_info(rec["dataset"]).num_classes
+        if kind == "sk_fgsm":
+            return (rec.get("n_test") or TEST_IMAGES.get(rec["dataset"], 10_000)) * (1 + rec["epsilons"] * FORWARD)
+        if kind == "sk_class_images":
+            return classes * rec["steps"]
+        return classes * (classes - 1) * rec["steps"]
+
+    def figure_runtime(self, kind: str, rec: dict, attempt: int = 1) -> int:
+        return self._minutes(self.figure_passes(kind, rec), rec["arch"], rec["dataset"], attempt)
+
     def sanity_runtime(self, rec: dict, attempt: int = 1) -> int:
         return self._minutes(self.sanity_passes(rec), rec["arch"], rec["dataset"], attempt)
 

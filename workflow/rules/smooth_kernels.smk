@@ -38,7 +38,9 @@ rule sk_fgsm:
     threads: RES.threads("evaluate")
     resources:
         gpu=RES.gpus("evaluate"),
-        runtime=lambda w, attempt: 30 * attempt,
+        runtime=lambda w, attempt: RES.figure_runtime(
+            "sk_fgsm", jobs.sk_model_job(config, "figure2", w.dataset, w.arch, w.method, w.seed), attempt
+        ),
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
     params:
         job=lambda w: jobs.sk_model_job(config, "figure2", w.dataset, w.arch, w.method, w.seed),
@@ -82,7 +84,9 @@ rule sk_class_images:
     threads: RES.threads("evaluate")
     resources:
         gpu=RES.gpus("evaluate"),
-        runtime=lambda w, attempt: 60 * attempt,
+        runtime=lambda w, attempt: RES.figure_runtime(
+            "sk_class_images", jobs.sk_model_job(config, "class_images", w.dataset, w.arch, w.method, w.seed), attempt
+        ),
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
     params:
         job=lambda w: jobs.sk_model_job(config, "class_images", w.dataset, w.arch, w.method, w.seed),
@@ -104,7 +108,9 @@ rule sk_targeted:
     threads: RES.threads("evaluate")
     resources:
         gpu=RES.gpus("evaluate"),
-        runtime=lambda w, attempt: 30 * attempt,
+        runtime=lambda w, attempt: RES.figure_runtime(
+            "sk_targeted", jobs.sk_model_job(config, "targeted", w.dataset, w.arch, w.method, w.seed), attempt
+        ),
         mem_mb=lambda w: RES.mem_mb(w.arch, w.dataset),
     params:
         job=lambda w: jobs.sk_model_job(config, "targeted", w.dataset, w.arch, w.method, w.seed),

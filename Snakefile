@@ -7,7 +7,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version
 
-min_version("9.0")
+min_version("9.27.1")  # = the snakemake pin of pyproject.toml (tests/test_envs.py)
 # The core, from this workflow's own src/, in this process and in every rule script (also in conda envs and on
 # cluster nodes, where the package is not installed).
 SRC = str(Path(workflow.basedir) / "src")

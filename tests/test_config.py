@@ -175,3 +175,13 @@ def test_command_line_strings_are_read_as_the_numbers_the_schema_asks_for(config
     assert fixed["train"]["eps"] == "8/255" and fixed["train"]["step_size"] == "eps/4"   # strings the schema allows
     with pytest.raises(ConfigError, match="train.epochs"):
         load(deep_merge(config, {"train": {"epochs": "three"}}), SCHEMA)
+
+
+def test_external_checkpoints_from_a_local_robustbench_folder(config):
+    from specrobust import jobs
+
+    cfg = deep_merge(config, {"external": {"carmon": {"path": "robustbench:Carmon2019Unlabeled", "arch": "wrn28_10",
+                                                      "dataset": "cifar10", "table": "table3"}}})
+    check_config(cfg, SCHEMA)
+    assert jobs.external_path(cfg, "carmon") == "data/robustbench/cifar10/Linf/Carmon2019Unlabeled.pt"
+    assert {c for _, _, c in jobs.external_results(cfg)} == set(config["tables"]["table3"]["columns"])

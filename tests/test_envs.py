@@ -83,3 +83,8 @@ def test_rule_scripts_import_the_core_from_the_workflows_own_src(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     log = (tmp_path / "run/results/logs/plan_table2.log").read_text()
     assert f"core {copy / 'src/specrobust'} (a copy of the workflow)" in log
+
+
+def test_snakemakes_min_version_is_the_pinned_one():
+    pin = specs(PROJECT["optional-dependencies"]["workflow"])["snakemake"]
+    assert f'min_version("{pin.split("==")[1]}")' in (ROOT / "Snakefile").read_text()

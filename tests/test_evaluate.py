@@ -124,3 +124,19 @@ def test_autoattack_targets_at_most_the_other_classes():
     rec = {"attack": "aa", "type": "autoattack", "version": "standard", "eps": 0.1}
     flags, extra = evaluate.evaluate_attack(model, x, y, rec, 6, 0)
     assert len(flags) == 6 and set(extra["breakdown"]) == {"clean", "apgd-ce", "apgd-t", "fab-t", "square"}
+
+
+@pytest.mark.slow
+def test_the_gpu_benchmark_suite_runs_every_row(tmp_path):
+    """`python -m specrobust.bench suite` (here on the CPU at toy sizes): every row of BENCHMARKS.md's GPU table."""
+    from specrobust import bench
+
+    rows = bench.main(["suite", "--device", "cpu", "--threads", "2", "--out", str(tmp_path / "rows.md")])
+    text = (tmp_path / "rows.md").read_text()
+    paths = {(r["what"].split(",")[-1].strip(), r["path"]) for r in rows if "epoch" in r["what"]}
+    assert paths == {(a, p) for a in ("resnet18", "wrn34_10") for p in ("reference loop (fp32)", "specrobust (fp32)",
+                                                                         "specrobust (bf16)")}
+    precision = [r for r in rows if r["path"] in ("fp32", "bf16")]
+    assert len(precision) == 2 and "McNemar p" in precision[-1]["note"]
+    assert any(r["path"] == "specrobust" and "same robust set" in r.get("note", "") for r in rows)
+    assert text.count("\n|") >= 2 + 6 + 2 + 2

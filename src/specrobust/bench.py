@@ -245,7 +245,7 @@ def main(argv=None):
         cpu = device.type == "cpu"   # a CPU run of the suite only checks that it works: tiny sizes
         rows = []
         for arch in ("resnet18", "wrn34_10"):
-            rows += train_rows(arch, "cifar10", device, 2 if cpu else a.steps, 8 if cpu else a.batch_size)
+            rows += train_rows(arch, "cifar10", device, 1 if cpu else a.steps, 2 if cpu else a.batch_size)
             print(markdown(rows[-3:], name, "suite"), flush=True)
         rows += precision_rows(a.data, device, 1 if cpu else a.epochs, 64 if cpu else a.train_images,
                                32 if cpu else a.test_images, "small_cnn" if cpu else "resnet18",

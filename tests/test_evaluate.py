@@ -133,7 +133,7 @@ def test_the_gpu_benchmark_suite_runs_every_row(tmp_path):
 
     rows = bench.main(["suite", "--device", "cpu", "--threads", "2", "--out", str(tmp_path / "rows.md")])
     text = (tmp_path / "rows.md").read_text()
-    paths = {(r["what"].split(",")[-1].strip(), r["path"]) for r in rows if "epoch" in r["what"]}
+    paths = {(r["what"].split(",")[-1].strip(), r["path"]) for r in rows if r["what"].startswith("PGD-10 AT epoch")}
     assert paths == {(a, p) for a in ("resnet18", "wrn34_10") for p in ("reference loop (fp32)", "specrobust (fp32)",
                                                                          "specrobust (bf16)")}
     precision = [r for r in rows if r["path"] in ("fp32", "bf16")]

@@ -273,25 +273,6 @@ def test_regression_old_penalty_diverges_on_real_data(fashion):
         train_one_epoch(fashion, quick_spec("sk_ar", 0, 100.0, sk_clip=None))
 
 
-def _trainer_clips_the_data_term() -> bool:
-    from specrobust.spec import RunSpec
-
-    return "grad_clip" in RunSpec.__dataclass_fields__
-
-
-@pytest.mark.skipif(_trainer_clips_the_data_term(), reason="superseded by the 3-epoch test below")
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("method", ["sk_vr", "sk_tr", "sk_ar", "sk_lr"])
-def test_quick_r_methods_train_finite_with_the_clip(fashion, method, seed):
-    # the same 8 steps that the old penalty cannot survive (its first step already overflows)
-    spec = quick_spec(method, seed, 100.0)
-    assert spec.sk_clip == CLIP
-    row = train_one_epoch(fashion, spec)
-    assert math.isfinite(row["train_loss"])
-
-
-@pytest.mark.skipif(not _trainer_clips_the_data_term(),
-                    reason="needs train.grad_clip in the trainer (clip of the data term's gradient norm)")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("method", ["sk_vr", "sk_tr", "sk_ar", "sk_lr"])
 def test_quick_r_methods_survive_the_weight_inflation(fashion, method, seed):

@@ -125,10 +125,11 @@ def test_tiny_end_to_end_run_builds_table2(tmp_path):
     per = np.load(res / "pgd_at_fr/seed0/linf-0.1/pgd20.npz")
     assert len(per["correct"]) == 40 and 100 * per["correct"].mean() == pytest.approx(
         table.loc[table.method == "pgd_at_fr", "pgd20"].item(), abs=0.01)
-    # the FR runs branched from the shared prefix instead of retraining it; each log starts with the job's record
+    # the FR runs branched from the shared prefix instead of retraining it; each log states the job's record
     assert (tmp_path / "results/models/mnist/small_cnn/pgd_at/seed0/prefix.pt").exists()
     log = (tmp_path / "results/models/mnist/small_cnn/pgd_at_fr/seed0/train.log").read_text()
-    assert "branching mnist/small_cnn/pgd_at_fr/seed0" in log and '"fr_lambda": 0.1' in log.splitlines()[0]
+    job_line = next(line for line in log.splitlines() if "] job {" in line)
+    assert "branching mnist/small_cnn/pgd_at_fr/seed0" in log and '"fr_lambda": 0.1' in job_line
     # sanity checks ran for every table model at the table's eps and are summarised under the table
     assert "Sanity checks:" in md
     for m in table["method"]:

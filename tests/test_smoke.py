@@ -43,7 +43,7 @@ def test_smoke_builds_one_job_of_every_architecture_and_branch(tmp_path):
     cw = json.loads((tmp_path / TARGETS[5]).read_text())
     assert cw["eps"] is None and cw["threat"] == "unbounded"
     ri = json.loads((tmp_path / TARGETS[6]).read_text())
-    assert ri["dataset"] == "restricted_imagenet" and ri["threat"] == "linf-0.05" and ri["eps"] is None  # clean: no bound
+    assert ri["dataset"] == "restricted_imagenet" and ri["threat"] == "linf-0.05" and ri["eps"] is None
     swa = torch.load(tmp_path / TARGETS[2], weights_only=True)
     assert swa["spec"]["swa"] and swa["spec"]["fr"] == "self" and swa["meta"]["epoch"] >= 1   # an SWA model
     awp = torch.load(tmp_path / TARGETS[1], weights_only=True)["spec"]

@@ -400,3 +400,6 @@ def test_export_restricts_clean_accuracy_to_autoattacks_images(tmp_path):
     info = export_model(tmp_path / "model.pt", {"clean": clean, "aa": aa}, tmp_path / "b.json", tmp_path / "b.pt",
                         clean_per_example=tmp_path / "clean.npz")
     assert (info["clean_acc"], info["autoattack_acc"]) == ("75.0", "25.0")   # 3 of the first 4 images
+    restricted = info["specrobust"]["clean"]                                    # its interval is that subset's too
+    assert (restricted["correct"], restricted["n"]) == (3, 4) and restricted["ci95"][0] < 75.0 < restricted["ci95"][1]
+    assert restricted["ci95"] == pytest.approx([30.06, 95.44], abs=0.01)       # Wilson 95%, 3 of 4

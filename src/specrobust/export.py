@@ -183,8 +183,12 @@ def export_model(model_pt, results: dict, out_json, out_weights, info: dict | No
     if clean["n"] > aa["n"] and clean_per_example is not None:   # both on the first test images: AA's are a prefix
         import numpy as np
 
+        from .evaluate import wilson_interval
+
         flags = np.load(clean_per_example)["correct"][:aa["n"]]
-        clean = {**clean, "n": len(flags), "correct": int(flags.sum()), "accuracy": 100 * float(flags.mean())}
+        k = int(flags.sum())
+        clean = {**clean, "n": len(flags), "correct": k, "accuracy": 100 * k / len(flags),
+                 "ci95": list(wilson_interval(k, len(flags)))}
     if clean["n"] != aa["n"]:
         raise ConfigError(f"clean accuracy is on {clean['n']} images but AutoAttack's on {aa['n']}: RobustBench "
                           f"reports both on the same test images")

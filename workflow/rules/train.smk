@@ -19,13 +19,11 @@ rule train_prefix:
     resources:
         gpu=lambda w: RES.gpus("train", jobs.train(config, w.dataset, w.arch, w.prefix, w.seed)),
         runtime=lambda w, attempt: RES.train_runtime(
-            jobs.run_spec(config, w.dataset, w.arch, w.prefix, w.seed),
+            train_spec(w),
             jobs.epochs_of(config, w.dataset, w.arch, w.prefix, prefix=True),
             attempt,
         ),
-        mem_mb=lambda w: RES.train_mem_mb(
-            jobs.run_spec(config, w.dataset, w.arch, w.get("prefix", w.get("method")), w.seed)
-        ),
+        mem_mb=lambda w: RES.train_mem_mb(train_spec(w)),
     params:
         job=lambda w: jobs.train(config, w.dataset, w.arch, w.prefix, w.seed),
         stop_at_first_decay=True,
@@ -51,13 +49,11 @@ rule train:
     resources:
         gpu=lambda w: RES.gpus("train", jobs.train(config, w.dataset, w.arch, w.method, w.seed)),
         runtime=lambda w, attempt: RES.train_runtime(
-            jobs.run_spec(config, w.dataset, w.arch, w.method, w.seed),
+            train_spec(w),
             jobs.epochs_of(config, w.dataset, w.arch, w.method),
             attempt,
         ),
-        mem_mb=lambda w: RES.train_mem_mb(
-            jobs.run_spec(config, w.dataset, w.arch, w.get("prefix", w.get("method")), w.seed)
-        ),
+        mem_mb=lambda w: RES.train_mem_mb(train_spec(w)),
     params:
         job=lambda w: jobs.train(config, w.dataset, w.arch, w.method, w.seed),
         stop_at_first_decay=False,

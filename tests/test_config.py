@@ -125,6 +125,17 @@ def test_precedence_is_default_dataset_objective_family_slug_then_dataset_method
     assert resolve(cfg, "fr", "cifar10", "pgd_at_fr/lam~0.15")["lam"] == 0.15   # an ablation point wins last
 
 
+def test_the_fr_wa_batchnorm_mode_is_an_ablation_point_on_the_shared_prefix(config):
+    """``pgd_at_fr_wa/wa_bn~average`` is the FR/WA run with averaged teacher statistics, beside the default one."""
+    point = jobs.train(config, "cifar10", "resnet18", "pgd_at_fr_wa/wa_bn~average", 0)
+    assert point["wa_bn"] == "average" and point["point"] == "wa_bn~average"
+    assert jobs.train(config, "cifar10", "resnet18", "pgd_at_fr_wa", 0)["wa_bn"] == "reestimate"
+    assert (jobs.prefix_of(config, "cifar10", "resnet18", "pgd_at_fr_wa/wa_bn~average")
+            == jobs.prefix_of(config, "cifar10", "resnet18", "pgd_at_fr_wa") is not None)
+    with pytest.raises(ConfigError, match="wa_bn~mean"):
+        jobs.train(config, "cifar10", "resnet18", "pgd_at_fr_wa/wa_bn~mean", 0)
+
+
 def test_records_hold_exactly_what_a_job_uses(config):
     """So the params trigger reruns a job when, and only when, one of its values changes."""
     plain, fr = jobs.train(config, "cifar10", "resnet18", "pgd_at", 0), jobs.train(config, "cifar10", "resnet18",

@@ -318,11 +318,12 @@ def test_tiny_analysis_run_builds_table1_figures_kernels_and_curves(tmp_path):
 
 
 def test_one_ablation_point_is_an_ordinary_run(tmp_path):
-    point = "results/eval/cifar10/resnet18/pgd_at_fr/lam~0.05/seed0/linf-8_255/pgd20.json"
-    r = snakemake(tmp_path, "-n", "--cores", "1", point)
+    points = [f"results/eval/cifar10/resnet18/{m}/seed0/linf-8_255/pgd20.json"
+              for m in ("pgd_at_fr/lam~0.05", "pgd_at_fr_wa/wa_bn~average")]
+    r = snakemake(tmp_path, "-n", "--cores", "1", *points)
     assert r.returncode == 0, r.stderr[-2000:]
     assert planned(r.stdout + r.stderr) == {"download_dataset": 1, "prepare_dataset": 1, "train_prefix": 1,
-                                            "train": 1, "evaluate": 1}
+                                            "train": 2, "evaluate": 2}   # both branch from the one AT prefix
     r = snakemake(tmp_path, "-n", "--cores", "1", "results/ablations/fr_lambda.csv",
                   "results/ablations/fr_distance.csv")
     assert r.returncode == 0, r.stderr[-2000:]

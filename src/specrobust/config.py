@@ -107,7 +107,8 @@ def resolve(config: dict, name: str, dataset: str, method: str | None = None) ->
 
 # ---------------------------------------------------------------------------------------------- ablation points
 POINT = re.compile(rf"^({POINT_PATTERN})$")
-POINT_VALUES = {"distance": ("l1", "l2", "cosine"), "fft": ("batch2d", "per_sample")}
+POINT_VALUES = {"distance": ("l1", "l2", "cosine"), "fft": ("batch2d", "per_sample"),
+                "wa_bn": ("reestimate", "average")}
 
 
 def point_name(param: str, value) -> str:
@@ -118,7 +119,8 @@ def point_name(param: str, value) -> str:
 def parse_point(point: str) -> dict:
     """``lam~0.05`` -> ``{"lam": 0.05}``: the fr.* override of one ablation point, checked like the config."""
     if not POINT.match(point):
-        raise ConfigError(f"ablation point {point!r} must look like lam~0.05, distance~l2 or fft~per_sample")
+        raise ConfigError(f"ablation point {point!r} must look like lam~0.05, distance~l2, fft~per_sample "
+                          "or wa_bn~average")
     key, value = point.split("~")
     if key == "lam":
         try:

@@ -55,7 +55,7 @@ ATTACK_TYPES = ("clean",) + BOUNDED_ATTACKS + MINIMAL_ATTACKS
 
 # A method slug (methods.py grammar) and an ablation point: `<slug>` or `<slug>/<fr key>~<value>`.
 METHOD_PATTERN = r"[a-z][a-z0-9]*(_[a-z0-9]+)*"
-POINT_PATTERN = r"(lam~[0-9]+(\.[0-9]+)?|distance~(l1|l2|cosine)|fft~(batch2d|per_sample))"
+POINT_PATTERN = r"(lam~[0-9]+(\.[0-9]+)?|distance~(l1|l2|cosine)|fft~(batch2d|per_sample)|wa_bn~(reestimate|average))"
 FAMILIES = BASES + tuple(ALIASES)    # what a shared first-decay prefix run is named after
 
 

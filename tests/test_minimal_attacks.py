@@ -393,6 +393,19 @@ def test_salt_pepper_sets_whole_pixels_to_0_or_1_and_is_reproducible():
     assert (model(a).argmax(1) != y).sum() >= 3
 
 
+def test_salt_pepper_steps_is_its_number_of_forward_passes():
+    """The smoke config shrinks ``steps``; foolbox must receive it, not keep its 1,000."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10)).eval()
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    x = 0.2 + 0.6 * torch.rand(4, 3, 8, 8)
+    y = model(x).argmax(1)
+    for steps in (5, 40):
+        calls.clear()
+        ma.salt_pepper(model, x, y, steps=steps)
+        assert steps <= len(calls) <= steps + 3, (steps, len(calls))   # + foolbox's checks of x and the result
+
+
 def test_evaluation_seeds_salt_pepper(monkeypatch):
     """``evaluate_attack`` seeds torch's global RNG (salt-and-pepper's source) before the attack, so the noise does
     not depend on what ran before; the spy records the RNG's next draws at the time of the attack."""

@@ -76,12 +76,13 @@ def deepfool_linf(model, x, y, eps=None):
     return _foolbox(fb.attacks.LinfDeepFoolAttack(), model, x, y, eps)
 
 
-def salt_pepper(model, x, y, eps=None):
-    """Salt-and-pepper noise of growing density until misclassified (black box), foolbox 3 defaults: 1000 steps,
-    the same noise across channels; the least (L2) noisy adversarial is kept. Its noise comes from torch's global
-    RNG on x's device, so it is reproducible given the seed that ``evaluate_attack`` sets before each evaluation."""
+def salt_pepper(model, x, y, eps=None, steps=1000):
+    """Salt-and-pepper noise of growing density until misclassified (black box), foolbox 3 defaults: ``steps``
+    1000 (one forward pass each, however early the images are fooled), the same noise across channels; the least
+    (L2) noisy adversarial is kept. Its noise comes from torch's global RNG on x's device, so it is reproducible
+    given the seed that ``evaluate_attack`` sets before each evaluation."""
     import foolbox as fb
-    return _foolbox(fb.attacks.SaltAndPepperNoiseAttack(), model, x, y, eps)
+    return _foolbox(fb.attacks.SaltAndPepperNoiseAttack(steps=steps), model, x, y, eps)
 
 
 # ------------------------------------------------------------------------------------------------------------ ADef

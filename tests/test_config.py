@@ -134,6 +134,11 @@ def test_the_fr_wa_batchnorm_mode_is_an_ablation_point_on_the_shared_prefix(conf
             == jobs.prefix_of(config, "cifar10", "resnet18", "pgd_at_fr_wa") is not None)
     with pytest.raises(ConfigError, match="wa_bn~mean"):
         jobs.train(config, "cifar10", "resnet18", "pgd_at_fr_wa/wa_bn~mean", 0)
+    ablation = {"ablations": {"fr_distance": {"method": "pgd_at_fr_wa", "param": "wa_bn", "values": ["average"]}}}
+    check_config(deep_merge(config, ablation), SCHEMA)
+    ablation["ablations"]["fr_distance"]["param"] = "epochs"      # not an fr key a point can set
+    with pytest.raises(ConfigError, match="ablations.fr_distance.param"):
+        check_config(deep_merge(config, ablation), SCHEMA)
 
 
 def test_records_hold_exactly_what_a_job_uses(config):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .methods import H_CONTROLS, parse_method
-from .registry import ARCH_PATTERN, ATTACK_TYPES, BOUNDED_ATTACKS, DATASETS, POINT_PATTERN, dataset_info
+from .registry import ARCH_PATTERN, ATTACK_TYPES, BOUNDED_ATTACKS, DATASETS, POINT_PATTERN, POINT_VALUES, dataset_info
 
 NUMBER = r"\s*\d+(\.\d+)?\s*(/\s*\d+(\.\d+)?\s*)?"
 RELATIVE = re.compile(r"^\s*eps\s*(/\s*(?P<div>\d+(\.\d+)?)\s*)?$")   # a step given as a fraction of eps: eps/4
@@ -107,8 +107,6 @@ def resolve(config: dict, name: str, dataset: str, method: str | None = None) ->
 
 # ---------------------------------------------------------------------------------------------- ablation points
 POINT = re.compile(rf"^({POINT_PATTERN})$")
-POINT_VALUES = {"distance": ("l1", "l2", "cosine"), "fft": ("batch2d", "per_sample"),
-                "wa_bn": ("reestimate", "average")}
 
 
 def point_name(param: str, value) -> str:
@@ -142,6 +140,7 @@ def schema(path) -> dict:
     d["dataset"]["enum"] = list(DATASETS)
     d["arch"]["pattern"] = f"^({ARCH_PATTERN})$"
     d["attack"]["properties"]["type"]["enum"] = list(ATTACK_TYPES)
+    s["properties"]["ablations"]["additionalProperties"]["properties"]["param"]["enum"] = ["lam", *POINT_VALUES]
     return s
 
 

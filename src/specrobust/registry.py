@@ -55,7 +55,10 @@ ATTACK_TYPES = ("clean",) + BOUNDED_ATTACKS + MINIMAL_ATTACKS
 
 # A method slug (methods.py grammar) and an ablation point: `<slug>` or `<slug>/<fr key>~<value>`.
 METHOD_PATTERN = r"[a-z][a-z0-9]*(_[a-z0-9]+)*"
-POINT_PATTERN = r"(lam~[0-9]+(\.[0-9]+)?|distance~(l1|l2|cosine)|fft~(batch2d|per_sample)|wa_bn~(reestimate|average))"
+POINT_VALUES = {"distance": ("l1", "l2", "cosine"), "fft": ("batch2d", "per_sample"),   # fr keys an ablation point
+                "wa_bn": ("reestimate", "average")}                                  # sets, besides lam~<number>
+POINT_PATTERN = "({})".format("|".join([r"lam~[0-9]+(\.[0-9]+)?"]
+                                         + [f"{k}~({'|'.join(v)})" for k, v in POINT_VALUES.items()]))
 FAMILIES = BASES + tuple(ALIASES)    # what a shared first-decay prefix run is named after
 
 

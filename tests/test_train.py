@@ -176,10 +176,15 @@ def test_fr_wa_teacher_batchnorm_is_reestimated_or_averaged(config, wa_bn):
     data = Prepared("mnist", x[:160], y[:160], x[160:], y[160:], x[:20], y[:20], np.arange(20), (0.2,), (0.3,), 10)
     cfg = deep_merge(config, deep_merge(TINY, {"train": {"epochs": 3, "milestones": [1]}, "fr": {"wa_bn": wa_bn}}))
     t = Trainer(run_spec(cfg, "mnist", "preact_resnet18", "pgd_at_fr_wa", 0), data, "cpu")
+    estimated, reestimate = [], t._reestimate_bn
+    t._reestimate_bn = lambda m: estimated.append(t.epoch) or reestimate(m)
     states = []
     for _ in range(3):
         t.train_epoch()
         states.append({k: v.clone() for k, v in t.model.state_dict().items()})
+    # reestimate: when the teacher is made at the first decay (its statistics would otherwise be the student's, from
+    # adversarial batches; from a short prefix they blew FR up to inf) and after every update
+    assert estimated == ([1, 1, 2] if wa_bn == "reestimate" else [])
     # W_wa starts at the first decay (epoch 1) as the weights there, those after epoch 0; then epochs 1 and 2 join
     key = next(k for k in states[-1] if k.endswith("running_var"))
     averaged = (states[0][key] + states[1][key] + states[2][key]) / 3

@@ -150,6 +150,8 @@ class Trainer:
         fr_on = spec.fr != "none" and self.epoch >= spec.first_decay
         if spec.fr == "wa" and fr_on and self.wa is None:
             self.wa = WeightAverage(model)  # W_wa starts as the weights at the first decay (k = 1)
+            if spec.wa_bn == "reestimate":  # the student's running statistics are those of adversarial batches
+                self._reestimate_bn(self.wa.model)
         model.train()
         total_loss = torch.zeros((), device=self.device)
         total_correct = torch.zeros((), device=self.device)

@@ -17,8 +17,9 @@ TARGETS = [
     "results/models/svhn/resnet18/awp_fr/seed0/model.pt",
     # WRN-34-10: FR + SWA (BatchNorm re-estimated), the workshop's Table 2 row
     "results/models/cifar10/wrn34_10/pgd_at_fr_swa/seed0/model.pt",
-    # ResNet-152's prefix (Table 4); Tiny ImageNet's 64 px, 200 classes and the L-model
-    "results/models/cifar10/resnet152/pgd_at/seed0/prefix.pt",
+    # ResNet-152 (Table 4) with FR/WA: from a one-epoch prefix the teacher needs clean-image BatchNorm statistics,
+    # or its FR loss is inf (the whole smoke run found it); Tiny ImageNet's 64 px, 200 classes and the L-model
+    "results/models/cifar10/resnet152/pgd_at_fr_wa/seed0/model.pt",
     "results/models/tinyimagenet/resnet18/l_model/seed0/model.pt",
     # the smooth-kernel penalty (AR) and a minimal-perturbation search, unbounded on MNIST
     "results/eval/mnist/small_cnn/sk_ar/seed0/unbounded/cw_l2.json",

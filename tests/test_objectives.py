@@ -256,3 +256,17 @@ def test_every_objective_backpropagates_on_a_tiny_cnn(name):
     assert torch.isfinite(loss) and loss.ndim == 0 and z_adv.shape == (4, 3) and model.training
     assert (z_nat is None) == (name == "pgd_at")
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_mart_gradient_stays_finite_when_a_clean_probability_underflows():
+    """Confident wrong logits (the smoke run's CIFAR-10 prefix) make p_nat exactly 0 for some class; the official
+    KLDivLoss(log p_adv, p_nat) then back-propagates log 0 and left NaN weights. Same value, finite gradient."""
+    model = torch.nn.Linear(2, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[150.0, 0.0], [-150.0, 0.0], [0.0, 1.0]]))
+        model.bias.zero_()
+    x, x_adv, y = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.9, 0.5]]), torch.tensor([2])
+    loss, _, _ = objectives.mart_loss(model, x, y, x_adv, SimpleNamespace(mart_beta=6.0))
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters())
+    assert F.softmax(model(x), 1)[0, 1] == 0            # the clean probability that underflowed

@@ -96,7 +96,9 @@ def mart_loss(model, x, y, x_adv, spec):
     p_adv, p_nat = F.softmax(za, dim=1), F.softmax(zn, dim=1)
     y_wrong = p_adv.scatter(1, y[:, None], float("-inf")).argmax(1)
     bce = F.cross_entropy(za, y) + F.nll_loss(torch.log(1.0001 - p_adv + 1e-12), y_wrong)
-    kl = F.kl_div(torch.log(p_adv + 1e-12), p_nat, reduction="none").sum(1)
+    # the official KLDivLoss(log(p_adv + 1e-12), p_nat) with the target as log-probabilities: the same value, but a
+    # p_nat that underflows to 0 gives its gradient log 0 = -inf there (NaN weights from confident wrong logits)
+    kl = F.kl_div(torch.log(p_adv + 1e-12), F.log_softmax(zn, dim=1), reduction="none", log_target=True).sum(1)
     p_true = p_nat.gather(1, y[:, None]).squeeze(1)
     robust = (kl * (1.0000001 - p_true)).sum() / len(y)
     return bce + beta * robust, logits_adv, logits_nat

@@ -196,6 +196,9 @@ class Trainer:
         if not math.isfinite(train_loss):
             raise NonFiniteLoss(f"{spec.name}: training loss is {train_loss} in epoch {self.epoch} (lr {lr}); "
                                 f"lower train.lr or check the data")
+        if not all(torch.isfinite(p).all() for p in model.parameters()):  # a finite loss, then a NaN gradient
+            raise NonFiniteLoss(f"{spec.name}: non-finite weights after epoch {self.epoch} (lr {lr}); "
+                                f"lower train.lr or check the data")
         if spec.fr == "wa" and fr_on:
             self.wa.update(model)
             if spec.wa_bn == "reestimate":  # statistics of the averaged weights, as in SWA (Izmailov et al.)

@@ -40,7 +40,7 @@ def synthetic_npz(tmp_path):
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(min(2, torch.get_num_threads()))  # OMP_NUM_THREADS=1 beside a busy build
 
 
 def saved_tiny_run(tmp_path, method: str, n: int, test_index=None):

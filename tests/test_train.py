@@ -153,7 +153,7 @@ def test_swa_reports_a_batchnorm_updated_average(config, tmp_path):
     x, y = synthetic_images(200, size=12, seed=3)
     data = Prepared("mnist", x[:160], y[:160], x[160:], y[160:], x[:20], y[:20], np.arange(20), (0.2,), (0.3,), 10)
     cfg = deep_merge(config, deep_merge(TINY, {"train": {"epochs": 4, "milestones": [2]}}))
-    t = Trainer(run_spec(cfg, "mnist", "preact_resnet18", "pgd_at_swa", 0), data, "cpu")
+    t = Trainer(run_spec(cfg, "mnist", "wrn10_1", "pgd_at_swa", 0), data, "cpu")
     weights = []
     for _ in range(4):
         t.train_epoch()
@@ -175,7 +175,7 @@ def test_fr_wa_teacher_batchnorm_is_reestimated_or_averaged(config, wa_bn):
     x, y = synthetic_images(200, size=12, seed=3)
     data = Prepared("mnist", x[:160], y[:160], x[160:], y[160:], x[:20], y[:20], np.arange(20), (0.2,), (0.3,), 10)
     cfg = deep_merge(config, deep_merge(TINY, {"train": {"epochs": 3, "milestones": [1]}, "fr": {"wa_bn": wa_bn}}))
-    t = Trainer(run_spec(cfg, "mnist", "preact_resnet18", "pgd_at_fr_wa", 0), data, "cpu")
+    t = Trainer(run_spec(cfg, "mnist", "wrn10_1", "pgd_at_fr_wa", 0), data, "cpu")
     estimated, reestimate = [], t._reestimate_bn
     t._reestimate_bn = lambda m: estimated.append(t.epoch) or reestimate(m)
     states = []

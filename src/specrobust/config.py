@@ -140,6 +140,8 @@ def schema(path) -> dict:
     d["dataset"]["enum"] = list(DATASETS)
     d["arch"]["pattern"] = f"^({ARCH_PATTERN})$"
     d["attack"]["properties"]["type"]["enum"] = list(ATTACK_TYPES)
+    for key, values in POINT_VALUES.items():                    # fr.distance, fr.fft, fr.wa_bn
+        d["fr"]["properties"][key]["enum"] = list(values)
     s["properties"]["ablations"]["additionalProperties"]["properties"]["param"]["enum"] = ["lam", *POINT_VALUES]
     return s
 

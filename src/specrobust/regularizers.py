@@ -15,8 +15,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-FFTS = ("batch2d", "per_sample")
-DISTANCES = ("l1", "l2", "cosine")
+from .registry import POINT_VALUES
+
+FFTS = POINT_VALUES["fft"]
+DISTANCES = POINT_VALUES["distance"]
 
 
 def spectrum(logits: torch.Tensor, fft: str = "batch2d") -> torch.Tensor:

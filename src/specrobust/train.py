@@ -196,7 +196,7 @@ class Trainer:
         if not math.isfinite(train_loss):
             raise NonFiniteLoss(f"{spec.name}: training loss is {train_loss} in epoch {self.epoch} (lr {lr}); "
                                 f"lower train.lr or check the data")
-        if not all(torch.isfinite(p).all() for p in model.parameters()):  # a finite loss, then a NaN gradient
+        if not torch.stack([p.isfinite().all() for p in model.parameters()]).all():  # finite loss, NaN gradient
             raise NonFiniteLoss(f"{spec.name}: non-finite weights after epoch {self.epoch} (lr {lr}); "
                                 f"lower train.lr or check the data")
         if spec.fr == "wa" and fr_on:
@@ -208,7 +208,7 @@ class Trainer:
         if spec.swa and self.epoch >= spec.first_decay:
             candidate = self.swa_model()
         val_clean, val_pgd = validate(candidate, self.x_val, self.y_val, spec)
-        row = {"epoch": self.epoch, "lr": lr, "train_loss": round(train_loss, 6),
+        row = {"epoch": self.epoch, "lr": float(f"{lr:.12g}"), "train_loss": round(train_loss, 6),
                "train_adv_acc": round(100 * total_correct.item() / max(n, 1), 4),
                "fr_loss": round(total_fr.item() / max(len(self.batches), 1), 6) if fr_on else "",
                "val_clean": round(val_clean, 4), f"val_pgd{spec.val_steps}": round(val_pgd, 4),

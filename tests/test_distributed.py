@@ -14,11 +14,13 @@ The gradient check and the end-to-end runs are float32.
 import contextlib
 import copy
 import dataclasses
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -235,6 +237,23 @@ def test_a_failing_rank_takes_the_job_down(tmp_path, how, message):
         distributed.launch(fail, (how,), {}, processes=2, device="cpu", log=print, workdir=tmp_path)
     assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
     assert time.time() - t0 < 120   # seconds (startup included), not the 30-minute collective timeout
+
+
+def test_ranks_the_agent_stopped_are_not_named_as_the_cause(tmp_path):
+    """The elastic agent lists the ranks it stopped (SIGTERM) among the failures. Under load a stopped rank can
+    exit before it reports its own collective error; the cause is still the rank that raised or was killed."""
+    def failure(code):
+        return types.SimpleNamespace(exitcode=code, signal_name=lambda: signal.Signals(-code).name)
+
+    report = {"rank": 1, "time": 1.0, "type": "ValueError", "message": "boom"}
+    (tmp_path / "error.1.json").write_text(json.dumps(report))
+    raised = types.SimpleNamespace(failures={0: failure(-signal.SIGTERM), 1: failure(1)})
+    assert distributed._failure(raised, tmp_path, 2) == "rank 1 of 2 failed: ValueError: boom"
+    (tmp_path / "error.1.json").unlink()
+    killed = types.SimpleNamespace(failures={0: failure(-signal.SIGTERM), 1: failure(-signal.SIGKILL)})
+    assert distributed._failure(killed, tmp_path, 2).startswith("rank 1 of 2 died (signal SIGKILL)")
+    outside = types.SimpleNamespace(failures={0: failure(-signal.SIGTERM), 1: failure(-signal.SIGTERM)})
+    assert distributed._failure(outside, tmp_path, 2).startswith("rank 0 of 2 died (signal SIGTERM)")
 
 
 RUNNER = """

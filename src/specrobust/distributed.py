@@ -387,9 +387,13 @@ def launch(fn, args: tuple, kwargs: dict, *, processes: int, device, log, workdi
 
 def _failure(err, jobdir: Path, processes: int) -> str:
     """One line naming the root cause: a rank that died without a report (killed, out of memory, crashed; the
-    others then fail in their next collective), else the rank that reported an exception first."""
+    others then fail in their next collective), else the rank that reported an exception first. The agent lists
+    the ranks it stopped with SIGTERM among the failures too; they are not the cause while another rank is."""
     reports = {r["rank"]: r for r in (json.loads(p.read_text()) for p in jobdir.glob("error.*.json"))}  # atomic
     died = sorted(r for r in err.failures if r not in reports)
+    stopped = [r for r in died if err.failures[r].exitcode == -signal.SIGTERM]
+    if len(stopped) < len(err.failures):
+        died = [r for r in died if r not in stopped]
     if died:
         failure = err.failures[died[0]]
         why = f"signal {failure.signal_name()}" if failure.exitcode < 0 else f"exit code {failure.exitcode}"

@@ -27,7 +27,7 @@ rule prepare_dataset:
         "results/logs/prepare_dataset/{dataset}.log",
     conda:
         ENV
-    threads: 4
+    threads: RES.threads("prepare")
     resources:
         mem_mb=lambda w: RES.mem_mb(None, w.dataset),
         runtime=60,

@@ -93,13 +93,13 @@ def mart_loss(model, x, y, x_adv, spec):
     logits_adv = model(x_adv)
     logits_nat = model(x)
     za, zn = logits_adv.float(), logits_nat.float()
-    p_adv, p_nat = F.softmax(za, dim=1), F.softmax(zn, dim=1)
+    p_adv, log_p_nat = F.softmax(za, dim=1), F.log_softmax(zn, dim=1)
     y_wrong = p_adv.scatter(1, y[:, None], float("-inf")).argmax(1)
     bce = F.cross_entropy(za, y) + F.nll_loss(torch.log(1.0001 - p_adv + 1e-12), y_wrong)
     # the official KLDivLoss(log(p_adv + 1e-12), p_nat) with the target as log-probabilities: the same value, but a
     # p_nat that underflows to 0 gives its gradient log 0 = -inf there (NaN weights from confident wrong logits)
-    kl = F.kl_div(torch.log(p_adv + 1e-12), F.log_softmax(zn, dim=1), reduction="none", log_target=True).sum(1)
-    p_true = p_nat.gather(1, y[:, None]).squeeze(1)
+    kl = F.kl_div(torch.log(p_adv + 1e-12), log_p_nat, reduction="none", log_target=True).sum(1)
+    p_true = log_p_nat.gather(1, y[:, None]).squeeze(1).exp()
     robust = (kl * (1.0000001 - p_true)).sum() / len(y)
     return bce + beta * robust, logits_adv, logits_nat
 
